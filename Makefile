@@ -1,0 +1,55 @@
+# Tritium's commands. Quick start: `make serve` and `make test` (see README.md).
+PYTHON   ?= python3
+VENV     ?= .venv
+PY       := $(VENV)/bin/python
+PLUGINS  := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
+STAMP    := $(VENV)/.installed
+EXAMPLES := examples/model_repository
+HTTP_PORT ?= 8000
+GRPC_PORT ?= 8001
+METRICS_PORT ?= 8002
+PYTEST_ARGS ?=
+
+.PHONY: install serve test lint typecheck examples bench clean prometheus proto
+
+install: $(STAMP)
+
+# Re-installs only when a pyproject or the dev requirements changed (editable installs pick up code changes).
+$(STAMP): core/pyproject.toml $(wildcard plugins/*/pyproject.toml) requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt \
+		-e './core[testing]' $(foreach p,$(PLUGINS),-e './$(p:/=)[dev]')
+	touch $@
+
+examples: $(STAMP)
+	$(PY) examples/build_repository.py $(EXAMPLES)
+
+serve: install examples
+	$(VENV)/bin/tritium serve --model-repository $(EXAMPLES) \
+		--http-port $(HTTP_PORT) --grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+
+# Prometheus (Debian's package) is what the metrics tests scrape with; installed here when missing.
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) >/dev/null \
+			|| echo "warning: could not install prometheus; the scrape test will skip"; \
+		else echo "warning: prometheus not installed (apt-get install prometheus); the scrape test will skip"; fi; }
+
+test: install examples prometheus
+	$(PY) -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: install examples
+	$(PY) bench/run_all.py
+
+# Regenerates the committed *_pb2.py files from our .proto files (a test checks they are current).
+proto: install
+	$(PY) core/tools/gen_protos.py
+
+clean:
+	rm -rf $(VENV) $(EXAMPLES)

@@ -1,0 +1,85 @@
+"""Tritium: a Triton-compatible inference server kernel.
+
+The public API is what ``__all__`` lists; modules starting with ``_`` are private.
+"""
+
+from tritium import codec
+from tritium._datatypes import DataType
+from tritium._errors import ConfigError, FailureReason, PluginError, StatusCode, TritiumError
+from tritium._events import (
+    BatchExecuted,
+    Event,
+    ModelLoaded,
+    ModelUnloaded,
+    QueueSizeChanged,
+    RequestCompleted,
+)
+from tritium._instances import InstanceLease, InstancePool
+from tritium._options import ServerOptions
+from tritium._server import TRITON_COMPAT_VERSION, Server, StartupError
+from tritium._service import InferenceService
+from tritium._shm import SharedMemoryRegistry
+from tritium._specs import BackendSpec, FrontendSpec, MetricsSinkSpec, OptionSpec, SchedulerSpec
+from tritium._tensors import InferenceRequest, InferenceResponse, ParameterValue, RequestedOutput, Tensor
+from tritium.abc import (
+    Backend,
+    Batch,
+    Frontend,
+    InstancePlacement,
+    MetricsSink,
+    ModelInstance,
+    ModelSource,
+    ResponseSender,
+    Scheduler,
+    SchedulerContext,
+)
+from tritium.hookspecs import hookimpl, hookspec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "BackendSpec",
+    "Batch",
+    "BatchExecuted",
+    "ConfigError",
+    "DataType",
+    "Event",
+    "FailureReason",
+    "Frontend",
+    "FrontendSpec",
+    "InferenceRequest",
+    "InferenceResponse",
+    "InferenceService",
+    "InstanceLease",
+    "InstancePlacement",
+    "InstancePool",
+    "MetricsSink",
+    "MetricsSinkSpec",
+    "ModelInstance",
+    "ModelLoaded",
+    "ModelSource",
+    "ModelUnloaded",
+    "OptionSpec",
+    "ParameterValue",
+    "PluginError",
+    "QueueSizeChanged",
+    "RequestCompleted",
+    "RequestedOutput",
+    "ResponseSender",
+    "Scheduler",
+    "SchedulerContext",
+    "SchedulerSpec",
+    "Server",
+    "ServerOptions",
+    "SharedMemoryRegistry",
+    "StartupError",
+    "StatusCode",
+    "Tensor",
+    "TritiumError",
+    "TRITON_COMPAT_VERSION",
+    "codec",
+    "hookimpl",
+    "hookspec",
+    "__version__",
+]

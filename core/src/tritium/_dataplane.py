@@ -1,0 +1,323 @@
+"""The data plane: the kernel's implementation of :class:`tritium.InferenceService`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from tritium._errors import StatusCode, TritiumError
+from tritium._lifecycle import READY, ModelManager
+from tritium._options import ServerOptions
+from tritium._service import InferenceService
+from tritium._settings import LogSettings, TraceSettings
+from tritium._shm import SharedMemoryRegistry
+from tritium._tensors import InferenceRequest, InferenceResponse
+from tritium._validation import request_prefix
+
+if TYPE_CHECKING:
+    from tritium._plugins import PluginHost
+    from tritium.config import ModelConfig
+
+_log = logging.getLogger("tritium.dataplane")
+
+# Triton's extension names, in the order its server metadata lists them.
+_EXTENSION_ORDER = (
+    "classification",
+    "sequence",
+    "model_repository",
+    "model_repository(unload_dependents)",
+    "schedule_policy",
+    "model_configuration",
+    "system_shared_memory",
+    "cuda_shared_memory",
+    "binary_tensor_data",
+    "parameters",
+    "statistics",
+    "trace",
+    "logging",
+)
+_EMPTY_FINAL_KEY = "triton_enable_empty_final_response"
+
+
+def parse_model_version(text: str, model_name: str) -> int:
+    """A wire version string as an int (-1 for "" = the policy's newest ready version)."""
+    if text == "":
+        return -1
+    try:
+        number = int(text)
+    except ValueError:
+        number = -2
+    if number < 0:
+        raise TritiumError.invalid_arg(
+            f"failed to parse model version '{text}' of model '{model_name}': not a number"
+        )
+    return number
+
+
+class DataPlane(InferenceService):
+    """Routes every call to the model manager and the models' schedulers."""
+
+    def __init__(
+        self,
+        options: ServerOptions,
+        host: PluginHost,
+        models: ModelManager,
+        version: str,
+        log_settings: LogSettings,
+    ) -> None:
+        self.options = options
+        self.host = host
+        self.models = models
+        self.version = version
+        self._live = False
+        self._stopping = False
+        self._log_settings = log_settings
+        self._trace = TraceSettings()
+        self._shm = SharedMemoryRegistry(allowed=options.allow_client_shm)
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # ------------------------------------------------------------------------------------ lifecycle
+    def mark_live(self) -> None:
+        self._live = True
+
+    def begin_shutdown(self) -> None:
+        self._stopping = True
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no request is in flight; False when ``timeout`` passed first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    # --------------------------------------------------------------------------------------- health
+    def server_live(self) -> bool:
+        return self._live and not self._stopping
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def server_ready(self) -> bool:
+        if not self._live or self._stopping:
+            return False
+        return self.models.all_ready() if self.options.strict_readiness else True
+
+    def model_ready(self, name: str, version: str = "") -> bool:
+        try:
+            self.models.runtime(name, version)
+        except TritiumError:
+            return False
+        return not self._stopping
+
+    # ------------------------------------------------------------------------------------- metadata
+    def server_metadata(self) -> dict[str, Any]:
+        available = set(_EXTENSION_ORDER)
+        if "sequence_batching" not in self.host.schedulers:
+            available.discard("sequence")
+        if "dynamic_batching" not in self.host.schedulers:
+            available.discard("schedule_policy")
+        return {
+            "name": self.options.server_id,
+            "version": self.version,
+            "extensions": [e for e in _EXTENSION_ORDER if e in available],
+        }
+
+    def model_metadata(self, name: str, version: str = "") -> dict[str, Any]:
+        runtime = self.models.runtime(name, version)
+        config = runtime.config
+        record = self.models.record(name)
+        versions = [str(v) for v in record.ready_versions()] if record else [str(runtime.version)]
+        batch = [-1] if config.max_batch_size > 0 else []
+
+        def tensors(items: Any) -> list[dict[str, Any]]:
+            from tritium._datatypes import DataType
+
+            return [
+                {
+                    "name": t.name,
+                    "datatype": DataType.from_config_enum(t.data_type).value,
+                    "shape": batch + [int(d) for d in t.dims],
+                }
+                for t in items
+            ]
+
+        return {
+            "name": name,
+            "versions": versions,
+            "platform": config.platform or config.backend,
+            "inputs": tensors(config.input),
+            "outputs": tensors(config.output),
+        }
+
+    def model_config(self, name: str, version: str = "") -> ModelConfig:
+        return self.models.runtime(name, version).config
+
+    def is_decoupled(self, name: str, version: str = "") -> bool:
+        return self.models.runtime(name, version).decoupled
+
+    # ------------------------------------------------------------------------------------ inference
+    def _admit(self, request: InferenceRequest) -> Any:
+        if self._stopping:
+            raise TritiumError.unavailable(f"{request_prefix(request.id)}Server is stopping, not accepting new requests")
+        runtime = self.models.runtime(request.model_name, request.model_version)
+        runtime.validator.validate(request)
+        request.arrival_ns = time.monotonic_ns()
+        return runtime
+
+    def _enter(self) -> None:
+        self._in_flight += 1
+        self._idle.clear()
+
+    def _leave(self) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._idle.set()
+
+    async def infer(self, request: InferenceRequest) -> InferenceResponse:
+        runtime = self._admit(request)
+        if runtime.decoupled:
+            raise TritiumError.unsupported(
+                f"{request_prefix(request.id)}model '{request.model_name}' uses the decoupled transaction "
+                "policy: use a streaming API"
+            )
+        runtime.enter()
+        self._enter()
+        try:
+            return await runtime.scheduler.infer(request)
+        finally:
+            runtime.leave()
+            self._leave()
+
+    async def infer_stream(self, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:
+        runtime = self._admit(request)
+        runtime.enter()
+        self._enter()
+        try:
+            if not runtime.decoupled:
+                yield await runtime.scheduler.infer(request)
+                return
+            want_empty_final = bool(request.parameters.pop(_EMPTY_FINAL_KEY, False))
+            pool = runtime.pool
+            lease = await pool.acquire()
+            try:
+                async for response in pool.execute_decoupled(lease, request):
+                    if response.final and not response.outputs and not want_empty_final:
+                        return
+                    yield response
+            finally:
+                pool.release(lease)
+        finally:
+            runtime.leave()
+            self._leave()
+
+    # ----------------------------------------------------------------------------------- statistics
+    def statistics(self, name: str = "", version: str = "") -> dict[str, Any]:
+        entries: list[dict[str, Any]] = []
+        if name:
+            record = self.models.record(name)
+            if record is None or not record.serving:
+                raise TritiumError.not_found(f"requested model '{name}' is not found")
+            if version:
+                runtime = self.models.runtime(name, version)
+                entries.append(runtime.pool.statistics.as_dict())
+            else:
+                entries.extend(record.serving[v].pool.statistics.as_dict() for v in sorted(record.serving))
+        else:
+            for record in self.models.records():
+                entries.extend(record.serving[v].pool.statistics.as_dict() for v in sorted(record.serving))
+        return {"model_stats": entries}
+
+    # ---------------------------------------------------------------------------- repository control
+    def repository_index(self, repository: str = "", ready_only: bool = False) -> list[dict[str, Any]]:
+        try:
+            found = self.models.scan()
+        except Exception:  # a vanished repository must not break the index
+            found = {}
+        if repository:
+            found = {n: d for n, d in found.items() if d.repository.name == repository or str(d.repository) == repository}
+        names = sorted(set(found) | {r.name for r in self.models.records() if not repository})
+        index: list[dict[str, Any]] = []
+        for name in names:
+            record = self.models.record(name)
+            if record is None or (not record.states and not record.error):
+                if not ready_only:
+                    index.append({"name": name})
+                continue
+            if not record.states:
+                if not ready_only:
+                    index.append({"name": name, "state": "UNAVAILABLE", "reason": record.error})
+                continue
+            for version in sorted(record.states):
+                state = record.states[version]
+                if ready_only and state.state != READY:
+                    continue
+                index.append(
+                    {"name": name, "version": str(version), "state": state.state, "reason": state.reason}
+                )
+        return index
+
+    def _check_explicit(self) -> None:
+        if self.options.model_control_mode != "explicit":
+            raise TritiumError.unavailable("explicit model load / unload is not allowed if polling is enabled")
+
+    async def load_model(
+        self, name: str, *, config: str | None = None, files: Mapping[str, bytes] | None = None
+    ) -> None:
+        self._check_explicit()
+        override = None
+        if files and config is None:
+            raise TritiumError.invalid_arg(
+                f"failed to load '{name}': the 'config' parameter is required when 'file:' parameters "
+                "are given"
+            )
+        if config is not None:
+            from tritium.config import model_config_from_json
+
+            try:
+                override = model_config_from_json(config, source=f"load request for '{name}'")
+            except Exception as exc:
+                raise TritiumError.invalid_arg(f"failed to load '{name}': {exc}") from None
+        await self.models.load(name, config_override=override, files=files)
+
+    async def unload_model(self, name: str, *, unload_dependents: bool = False) -> None:
+        self._check_explicit()
+        await self.models.unload(name)
+
+    # ------------------------------------------------------------------------------- logging / trace
+    def log_settings(self) -> dict[str, Any]:
+        return self._log_settings.as_dict()
+
+    def update_log_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        self._log_settings.update(settings)
+        return self._log_settings.as_dict()
+
+    def trace_settings(self, model: str = "") -> dict[str, Any]:
+        if model:
+            self.models.runtime(model)
+        return self._trace.get(model)
+
+    def update_trace_settings(self, settings: Mapping[str, Any], model: str = "") -> dict[str, Any]:
+        if model:
+            self.models.runtime(model)
+        return self._trace.update(settings, model)
+
+    # -------------------------------------------------------------------------------- shared memory
+    @property
+    def shared_memory(self) -> SharedMemoryRegistry:
+        return self._shm
+
+
+def error_status(exc: BaseException) -> StatusCode:
+    """The status code a frontend reports for ``exc`` (INTERNAL for anything unexpected)."""
+    return exc.code if isinstance(exc, TritiumError) else StatusCode.INTERNAL

@@ -1,0 +1,47 @@
+"""The default scheduler: no batching; each request runs on the next free instance, first come first served."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tritium._errors import TritiumError
+from tritium._events import QueueSizeChanged
+from tritium._tensors import InferenceRequest, InferenceResponse
+from tritium.abc import Scheduler, SchedulerContext
+
+
+class DefaultScheduler(Scheduler):
+    """Runs every request on its own (client-side batches only), as Triton does without a scheduling section."""
+
+    def __init__(self, context: SchedulerContext) -> None:
+        self._ctx = context
+        self._pool = context.pool
+        self._pending = 0
+        self._version = str(context.model_version)
+
+    def pending_count(self) -> int:
+        return self._pending
+
+    def _queue_changed(self, delta: int) -> None:
+        self._pending += delta
+        self._ctx.emit(QueueSizeChanged(self._ctx.model_name, self._version, self._pending))
+
+    async def infer(self, request: InferenceRequest) -> InferenceResponse:
+        pool = self._pool
+        lease = pool.try_acquire()
+        if lease is None:
+            self._queue_changed(1)
+            try:
+                lease = await pool.acquire()
+            except asyncio.CancelledError:
+                pool.reject(request, TritiumError.cancelled())
+                raise
+            finally:
+                self._queue_changed(-1)
+        try:
+            result = (await pool.execute(lease, (request,)))[0]
+        finally:
+            pool.release(lease)
+        if isinstance(result, TritiumError):
+            raise result
+        return result

@@ -1,0 +1,465 @@
+"""Model instances of one model version, and the one way schedulers execute requests on them.
+
+A scheduler decides *which* requests run together; the pool runs them: it waits for a free instance,
+concatenates the requests' inputs once along the batch dimension, calls the backend on a worker thread (one
+thread per instance, so instances run concurrently and the event loop never blocks), slices the outputs back
+per request as views, and records Triton's statistics and the metrics events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import numpy as np
+
+from tritium._classification import classify
+from tritium._datatypes import DataType
+from tritium._errors import FailureReason, StatusCode, TritiumError
+from tritium._events import BatchExecuted, Event, RequestCompleted
+from tritium._stats import ModelStatistics
+from tritium._tensors import InferenceRequest, InferenceResponse, Tensor
+from tritium.abc import Batch, ModelInstance
+
+if TYPE_CHECKING:
+    from tritium.config import ModelConfig
+
+_log = logging.getLogger("tritium.instances")
+
+Result = InferenceResponse | TritiumError
+
+
+@attrs.define(slots=True, eq=False)
+class InstanceLease:
+    """A claim on one free instance, from :meth:`InstancePool.acquire` until :meth:`InstancePool.release`."""
+
+    instance: ModelInstance
+    index: int
+    running: asyncio.Future[Any] | None = None
+
+
+@attrs.define(frozen=True, slots=True)
+class OutputSpec:
+    """How the pool renders one configured output: its datatype and classification labels."""
+
+    datatype: DataType
+    labels: tuple[str, ...] | None
+
+
+@attrs.define(slots=True)
+class _Timing:
+    input_ns: int = 0
+    infer_ns: int = 0
+    output_ns: int = 0
+
+
+def _to_datatype(array: np.ndarray[Any, Any], datatype: DataType) -> np.ndarray[Any, Any]:
+    """``array`` in the numpy representation of ``datatype`` (no copy when it already is)."""
+    if datatype is DataType.BYTES:
+        if array.dtype == object:
+            return array
+        if array.dtype.kind == "U":
+            return np.vectorize(lambda s: s.encode("utf-8"), otypes=[object])(array)
+        return array.astype(object)
+    wanted = datatype.numpy_dtype
+    return array if array.dtype == wanted else array.astype(wanted)
+
+
+class InstancePool:
+    """The instances of one model version.
+
+    ``outputs`` maps every configured output name to its :class:`OutputSpec`, in config order.
+    ``batching`` is True for models with ``max_batch_size > 0``.
+    """
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        model_version: int,
+        instances: Sequence[ModelInstance],
+        outputs: Mapping[str, OutputSpec],
+        batching: bool,
+        statistics: ModelStatistics | None = None,
+        emit: Callable[[Event], None] | None = None,
+        clock_ns: Callable[[], int] = time.monotonic_ns,
+        config: ModelConfig | None = None,
+    ) -> None:
+        if not instances:
+            raise ValueError("an instance pool needs at least one instance")
+        self.model_name = model_name
+        self.model_version = model_version
+        self.version_label = str(model_version)
+        self.config = config
+        self.batching = batching
+        self.outputs = dict(outputs)
+        self.statistics = statistics or ModelStatistics(model_name, self.version_label)
+        self._emit = emit or (lambda event: None)
+        self._clock = clock_ns
+        self._instances = list(instances)
+        self._free: asyncio.Queue[InstanceLease] = asyncio.Queue()
+        for index, instance in enumerate(self._instances):
+            self._free.put_nowait(InstanceLease(instance, index))
+        self._executor = ThreadPoolExecutor(
+            max_workers=len(self._instances), thread_name_prefix=f"tritium-{model_name}-{model_version}"
+        )
+        self._busy = 0
+
+    @classmethod
+    def from_config(
+        cls,
+        config: ModelConfig,
+        instances: Sequence[ModelInstance],
+        *,
+        model_version: int,
+        labels: Mapping[str, Sequence[str]] | None = None,
+        statistics: ModelStatistics | None = None,
+        emit: Callable[[Event], None] | None = None,
+        clock_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> InstancePool:
+        """A pool for ``instances`` of a model with this (normalized) config."""
+        labels = labels or {}
+        outputs = {
+            o.name: OutputSpec(
+                DataType.from_config_enum(o.data_type),
+                tuple(labels[o.name]) if o.name in labels else None,
+            )
+            for o in config.output
+        }
+        return cls(
+            model_name=config.name,
+            model_version=model_version,
+            instances=instances,
+            outputs=outputs,
+            batching=config.max_batch_size > 0,
+            statistics=statistics,
+            emit=emit,
+            clock_ns=clock_ns,
+            config=config,
+        )
+
+    # ------------------------------------------------------------------------------------- leasing
+    @property
+    def size(self) -> int:
+        """Number of instances."""
+        return len(self._instances)
+
+    @property
+    def instances(self) -> Sequence[ModelInstance]:
+        return tuple(self._instances)
+
+    def free_count(self) -> int:
+        """Instances not leased right now."""
+        return self._free.qsize()
+
+    def busy_count(self) -> int:
+        """Executions in progress (for utilization metrics)."""
+        return self._busy
+
+    async def acquire(self) -> InstanceLease:
+        """Wait (first come, first served) until an instance is free and lease it."""
+        return await self._free.get()
+
+    def try_acquire(self) -> InstanceLease | None:
+        """Lease a free instance if there is one, without waiting."""
+        try:
+            return self._free.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
+
+    def release(self, lease: InstanceLease) -> None:
+        """Give the instance back; deferred until its execution ends if the caller gave up waiting."""
+        running = lease.running
+        if running is not None and not running.done():
+            running.add_done_callback(lambda _fut: self._release_now(lease))
+            return
+        self._release_now(lease)
+
+    def _release_now(self, lease: InstanceLease) -> None:
+        lease.running = None
+        self._free.put_nowait(lease)
+
+    # ----------------------------------------------------------------------------------- execution
+    async def execute(self, lease: InstanceLease, requests: Sequence[InferenceRequest]) -> list[Result]:
+        """Run ``requests`` as one execution of the leased instance; one result per request, in order.
+
+        The execution finishes (and is counted) even if the awaiting task is cancelled.
+        """
+        if not requests:
+            return []
+        loop = asyncio.get_running_loop()
+        start_ns = self._clock()
+        self._busy += 1
+        future = loop.run_in_executor(self._executor, self._run_batch, lease.instance, requests)
+        lease.running = future
+        future.add_done_callback(lambda fut: self._finish(fut, requests, start_ns))
+        results, _timing = await asyncio.shield(future)
+        return results
+
+    async def execute_decoupled(
+        self, lease: InstanceLease, request: InferenceRequest
+    ) -> AsyncIterator[InferenceResponse]:
+        """Run a decoupled model on one request, yielding each response as the model sends it.
+
+        The last response yielded has ``final=True``; a model that ends with ``send(None, True)``
+        yields an empty final response (the data plane drops it unless the client asked for it).
+        """
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[Mapping[str, Any] | None, bool] | BaseException] = asyncio.Queue()
+        start_ns = self._clock()
+
+        def send(outputs: Mapping[str, Any] | None, final: bool) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, (outputs, final))
+
+        def run() -> None:
+            try:
+                lease.instance.execute_decoupled(request, send)
+            except BaseException as exc:
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            else:
+                loop.call_soon_threadsafe(queue.put_nowait, (None, True))
+
+        self._busy += 1
+        future = loop.run_in_executor(self._executor, run)
+        lease.running = future
+        index = 0
+        ok = True
+        last_ns = start_ns
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    ok = False
+                    if isinstance(item, TritiumError):
+                        item.reason = FailureReason.BACKEND
+                        raise item
+                    raise TritiumError(
+                        StatusCode.INTERNAL, f"{type(item).__name__}: {item}", reason=FailureReason.BACKEND
+                    )
+                outputs, final = item
+                now = self._clock()
+                if outputs is None:
+                    if final:
+                        self.statistics.record_response(
+                            index, infer_ns=now - last_ns, output_ns=0, ok=True, empty=True
+                        )
+                        yield InferenceResponse(
+                            model_name=self.model_name, model_version=self.version_label, id=request.id,
+                            final=True,
+                        )
+                        return
+                    continue
+                tensors = self._request_outputs(request, outputs, 0, request.batch_size, 0, False)
+                done = self._clock()
+                self.statistics.record_response(
+                    index, infer_ns=now - last_ns, output_ns=done - now, ok=True, empty=False
+                )
+                last_ns = done
+                index += 1
+                yield InferenceResponse(
+                    model_name=self.model_name, model_version=self.version_label, id=request.id,
+                    outputs=tensors, final=final,
+                )
+                if final:
+                    return
+        except BaseException:
+            ok = False
+            raise
+        finally:
+            self._busy -= 1
+            end = self._clock()
+            request_ns = max(end - request.arrival_ns, 0) if request.arrival_ns else end - start_ns
+            queue_ns = max(start_ns - request.arrival_ns, 0) if request.arrival_ns else 0
+            if ok:
+                self.statistics.record_success(request_ns, queue_ns)
+                self.statistics.record_execution(max(request.batch_size, 1), 1, 0, end - start_ns, 0)
+            else:
+                self.statistics.record_failure(request_ns)
+            self._emit(
+                RequestCompleted(
+                    self.model_name, self.version_label, ok, None if ok else FailureReason.BACKEND,
+                    max(request.batch_size, 1), request_ns, queue_ns, 0, end - start_ns, 0,
+                )
+            )
+
+    def _finish(
+        self, future: asyncio.Future[tuple[list[Result], _Timing]], requests: Sequence[InferenceRequest],
+        start_ns: int,
+    ) -> None:
+        """Record statistics and events for a finished execution (runs on the event loop)."""
+        self._busy -= 1
+        if future.cancelled() or future.exception() is not None:
+            return
+        results, timing = future.result()
+        ok = [r for r in results if isinstance(r, InferenceResponse)]
+        if timing.infer_ns or ok:
+            batch_size = sum(max(r.batch_size, 1) for r in requests)
+            self.statistics.record_execution(
+                batch_size, len(requests), timing.input_ns, timing.infer_ns, timing.output_ns
+            )
+            self._emit(BatchExecuted(self.model_name, self.version_label, batch_size, len(requests)))
+        now = self._clock()
+        for request, result in zip(requests, results, strict=True):
+            queue_ns = max(start_ns - request.arrival_ns, 0) if request.arrival_ns else 0
+            request_ns = max(now - request.arrival_ns, 0) if request.arrival_ns else now - start_ns
+            if isinstance(result, InferenceResponse):
+                self.statistics.record_success(request_ns, queue_ns)
+                reason = None
+            else:
+                self.statistics.record_failure(request_ns)
+                reason = result.reason
+            self._emit(
+                RequestCompleted(
+                    self.model_name,
+                    self.version_label,
+                    reason is None,
+                    reason,
+                    max(request.batch_size, 1),
+                    request_ns,
+                    queue_ns,
+                    timing.input_ns,
+                    timing.infer_ns,
+                    timing.output_ns,
+                )
+            )
+
+    def reject(self, request: InferenceRequest, error: TritiumError) -> None:
+        """Count a request that failed before it reached an instance (timeout, queue full, cancelled)."""
+        now = self._clock()
+        request_ns = max(now - request.arrival_ns, 0) if request.arrival_ns else 0
+        self.statistics.record_failure(request_ns)
+        self._emit(
+            RequestCompleted(
+                self.model_name, self.version_label, False, error.reason, max(request.batch_size, 1),
+                request_ns, request_ns, 0, 0, 0,
+            )
+        )
+
+    # ------------------------------------------------------------------ worker-thread part of execute
+    def _run_batch(
+        self, instance: ModelInstance, requests: Sequence[InferenceRequest]
+    ) -> tuple[list[Result], _Timing]:
+        timing = _Timing()
+        clock = self._clock
+        t0 = clock()
+        try:
+            batch = self._assemble(requests)
+        except TritiumError as exc:
+            return [exc] * len(requests), timing
+        t1 = clock()
+        timing.input_ns = t1 - t0
+        try:
+            outputs = instance.execute(batch)
+        except TritiumError as exc:
+            exc.reason = FailureReason.BACKEND
+            timing.infer_ns = clock() - t1
+            return [exc] * len(requests), timing
+        except Exception as exc:  # a backend bug must fail the requests, not the server
+            _log.exception("model '%s' version %s failed", self.model_name, self.version_label)
+            error = TritiumError(StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}", reason=FailureReason.BACKEND)
+            timing.infer_ns = clock() - t1
+            return [error] * len(requests), timing
+        t2 = clock()
+        timing.infer_ns = t2 - t1
+        results = self._split(requests, outputs, batch.batch_size)
+        timing.output_ns = clock() - t2
+        return results, timing
+
+    def _assemble(self, requests: Sequence[InferenceRequest]) -> Batch:
+        first = requests[0]
+        if len(requests) == 1:
+            inputs = {name: t.data for name, t in first.inputs.items()}
+        else:
+            inputs = {}
+            for name in first.inputs:
+                try:
+                    inputs[name] = np.concatenate([r.inputs[name].data for r in requests], axis=0)
+                except (KeyError, ValueError) as exc:
+                    raise TritiumError.internal(
+                        f"cannot batch input '{name}' of model '{self.model_name}': {exc}"
+                    ) from None
+        wanted: set[str] = set()
+        for r in requests:
+            if not r.requested_outputs:
+                wanted = set(self.outputs)
+                break
+            wanted.update(o.name for o in r.requested_outputs)
+        batch_size = sum(r.batch_size for r in requests) if self.batching else 0
+        return Batch(inputs, frozenset(wanted), requests, batch_size)
+
+    def _split(
+        self, requests: Sequence[InferenceRequest], outputs: Mapping[str, Any], total: int
+    ) -> list[Result]:
+        results: list[Result] = []
+        offset = 0
+        for request in requests:
+            size = request.batch_size
+            try:
+                tensors = self._request_outputs(request, outputs, offset, size, total, len(requests) > 1)
+            except TritiumError as exc:
+                results.append(exc)
+            else:
+                results.append(
+                    InferenceResponse(
+                        model_name=self.model_name,
+                        model_version=self.version_label,
+                        id=request.id,
+                        outputs=tensors,
+                    )
+                )
+            offset += size
+        return results
+
+    def _request_outputs(
+        self,
+        request: InferenceRequest,
+        outputs: Mapping[str, Any],
+        offset: int,
+        size: int,
+        total: int,
+        sliced: bool,
+    ) -> list[Tensor]:
+        if request.requested_outputs:
+            wanted = [(o.name, o.classification) for o in request.requested_outputs]
+        else:
+            wanted = [(name, 0) for name in self.outputs]
+        tensors: list[Tensor] = []
+        for name, k in wanted:
+            array = outputs.get(name)
+            if array is None:
+                raise TritiumError.internal(
+                    f"model '{self.model_name}' did not produce requested output '{name}'"
+                )
+            if not isinstance(array, np.ndarray):
+                array = np.asarray(array)
+            spec = self.outputs.get(name)
+            datatype = spec.datatype if spec else DataType.from_numpy(array.dtype)
+            if sliced and self.batching:
+                if array.ndim == 0 or array.shape[0] != total:
+                    raise TritiumError.internal(
+                        f"output '{name}' of model '{self.model_name}' has batch dimension "
+                        f"{array.shape[0] if array.ndim else 'none'}, expected {total}"
+                    )
+                array = array[offset : offset + size]
+            array = _to_datatype(array, datatype)
+            if k > 0:
+                labels = spec.labels if spec else None
+                tensors.append(Tensor(name, DataType.BYTES, classify(array, k, labels, self.batching)))
+            else:
+                tensors.append(Tensor(name, datatype, array))
+        return tensors
+
+    # ------------------------------------------------------------------------------------ shutdown
+    def close(self) -> None:
+        """Close every instance and stop the worker threads (after executions in progress end)."""
+        self._executor.shutdown(wait=True)
+        for instance in self._instances:
+            try:
+                instance.close()
+            except Exception:
+                _log.exception("closing an instance of model '%s' failed", self.model_name)

@@ -1,0 +1,213 @@
+"""The server: assembles plugins, models, frontends and metrics sinks into one running Tritium.
+
+Usable in-process without any frontend::
+
+    server = tritium.Server(tritium.ServerOptions(model_repositories=("models",)))
+    await server.start()
+    response = await server.service.infer(request)
+    await server.stop()
+
+``tritium serve`` runs :meth:`Server.serve`, which adds signal handling and the graceful shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tritium._dataplane import DataPlane
+from tritium._events import EventBus
+from tritium._lifecycle import ModelManager
+from tritium._options import ServerOptions
+from tritium._plugins import PluginHost
+from tritium._settings import LogSettings
+from tritium._stats import ModelStatistics
+from tritium._tensors import InferenceRequest, InferenceResponse
+from tritium.abc import Frontend, MetricsSink
+
+_log = logging.getLogger("tritium.server")
+
+TRITON_COMPAT_VERSION = "2.73.0"
+
+
+class StartupError(Exception):
+    """The server could not start (a model failed to load under ``--exit-on-error``, a port in use, ...)."""
+
+
+def component_options(specs_options: Sequence[Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """A component's options: declared defaults overridden by what the configuration gave."""
+    resolved = {opt.name: opt.default for opt in specs_options}
+    resolved.update({k: v for k, v in given.items() if k != "enabled"})
+    return resolved
+
+
+class Server:
+    """A Tritium server. ``plugins`` adds ``(name, module-or-object)`` plugins besides the entry points."""
+
+    def __init__(
+        self, options: ServerOptions | None = None, *, plugins: Sequence[tuple[str, object]] = ()
+    ) -> None:
+        self.options = options or ServerOptions()
+        self.host = PluginHost(disabled=self.options.disabled_plugins, extra_plugins=plugins)
+        self._bus = EventBus(on_error=self._sink_failed)
+        self._frontends: list[Frontend] = []
+        self._sinks: list[MetricsSink] = []
+        self._models: ModelManager | None = None
+        self._service: DataPlane | None = None
+        self._started = False
+        self._stopped = False
+
+    # ------------------------------------------------------------------------------------- accessors
+    @property
+    def service(self) -> DataPlane:
+        """The data plane (a :class:`tritium.InferenceService`); available once started."""
+        if self._service is None:
+            raise RuntimeError("the server is not started")
+        return self._service
+
+    @property
+    def frontends(self) -> Sequence[Frontend]:
+        return tuple(self._frontends)
+
+    @property
+    def metrics_sinks(self) -> Sequence[MetricsSink]:
+        return tuple(self._sinks)
+
+    # ---------------------------------------------------------------------------------------- start
+    async def start(self) -> None:
+        """Load plugins and models, then start metrics sinks and frontends.
+
+        Raises :class:`StartupError` when a model fails to load and ``exit_on_error`` is set, and
+        :class:`tritium.PluginError` when a plugin cannot be loaded.
+        """
+        if self._started:
+            return
+        self._started = True
+        options = self.options
+        self.host.load()
+        log_settings = LogSettings(
+            log_file=options.log_file, log_info=options.log_info, log_warning=options.log_warning,
+            log_error=options.log_error, log_verbose_level=options.log_verbose, log_format=options.log_format,
+        )
+        self._models = ModelManager(
+            options, self.host, self._bus.emit, lambda name, version: ModelStatistics(name, str(version)),
+        )
+        service = DataPlane(options, self.host, self._models, TRITON_COMPAT_VERSION, log_settings)
+        self._service = service
+        self._sinks = self._create_components("metrics_sink", self.host.metrics_sinks)
+        self._bus.handlers = tuple(sink.handle for sink in self._sinks)
+        try:
+            for sink in self._sinks:
+                await sink.start()
+            failed = await self._models.load_initial()
+            if failed and options.exit_on_error:
+                raise StartupError(
+                    "failed to load all models: " + ", ".join(failed) + " (see the log for each reason; "
+                    "--exit-on-error=false serves the others)"
+                )
+            service.mark_live()
+            self._frontends = self._create_components("frontend", self.host.frontends)
+            for frontend in self._frontends:
+                await frontend.start()
+                _log.info("started %s", frontend.describe())
+            self._models.start_polling()
+        except BaseException:
+            await self._shutdown(timeout=0)
+            raise
+
+    def _create_components(self, kind: str, specs: Mapping[str, Any]) -> list[Any]:
+        created = []
+        for name, spec in specs.items():
+            given = self.options.components.get(f"{kind}.{name}", {})
+            if not given.get("enabled", False):
+                continue
+            created.append(spec.factory(self._service, component_options(spec.options, given)))
+        return created
+
+    def _sink_failed(self, handler: Any, exc: BaseException) -> None:
+        _log.warning("metrics sink %r failed on an event: %s", handler, exc)
+
+    # ----------------------------------------------------------------------------------------- stop
+    async def stop(self, timeout: float | None = None) -> bool:
+        """Stop accepting, finish requests in flight (up to ``timeout``, default ``exit_timeout_secs``),
+        unload the models and stop. Returns False when requests were still in flight at the timeout."""
+        if not self._started or self._stopped:
+            return True
+        return await self._shutdown(self.options.exit_timeout_secs if timeout is None else timeout)
+
+    async def _shutdown(self, timeout: float) -> bool:
+        self._stopped = True
+        service = self._service
+        clean = True
+        if service is not None:
+            service.begin_shutdown()
+        if self._models is not None:
+            await self._models.stop_polling()
+        if self._frontends:
+            results = await asyncio.gather(
+                *(asyncio.wait_for(f.stop(), max(timeout, 0.1)) for f in self._frontends),
+                return_exceptions=True,
+            )
+            for frontend, result in zip(self._frontends, results, strict=True):
+                if isinstance(result, BaseException):
+                    clean = False
+                    _log.warning("stopping %s: %r", frontend.describe(), result)
+        if service is not None and service.in_flight:
+            _log.info("waiting for %d request(s) in flight", service.in_flight)
+            if not await service.wait_idle(timeout):
+                clean = False
+                _log.warning("exit timeout: %d request(s) still in flight", service.in_flight)
+        if self._models is not None:
+            await self._models.unload_all()
+        for sink in self._sinks:
+            try:
+                await sink.stop()
+            except Exception as exc:
+                _log.warning("stopping metrics sink: %r", exc)
+        if service is not None:
+            service.shared_memory.close()
+        return clean
+
+    async def serve(self) -> int:
+        """Start, serve until SIGINT/SIGTERM, then stop gracefully. Returns the process exit code."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):
+                pass
+        await self.start()
+        _log.info("server is ready (%d model(s) loaded)", sum(1 for r in self._models.records() if r.serving) if self._models else 0)
+        try:
+            await stop.wait()
+        finally:
+            _log.info("signal received: stopping (exit timeout %.0fs)", self.options.exit_timeout_secs)
+            await self.stop()
+        return 0
+
+    # ------------------------------------------------------------------------------ convenience API
+    async def infer(self, request: InferenceRequest) -> InferenceResponse:
+        """Run one inference request in-process."""
+        return await self.service.infer(request)
+
+    async def load_model(self, name: str, *, config: str | None = None, files: Mapping[str, bytes] | None = None) -> None:
+        """Load or reload a model (explicit control mode)."""
+        await self.service.load_model(name, config=config, files=files)
+
+    async def unload_model(self, name: str) -> None:
+        """Unload a model (explicit control mode)."""
+        await self.service.unload_model(name)
+
+    async def __aenter__(self) -> Server:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+

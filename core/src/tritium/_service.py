@@ -1,0 +1,127 @@
+"""The protocol-neutral data plane: the one service every frontend calls.
+
+Control-plane answers are plain dicts shaped exactly like Triton's HTTP/JSON bodies (which use the same
+field names as its gRPC messages, so a gRPC frontend can ``json_format.ParseDict`` them). Failures raise
+:class:`tritium.TritiumError` with Triton's messages; frontends only map the status code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from tritium._tensors import InferenceRequest, InferenceResponse
+
+if TYPE_CHECKING:
+    from tritium._shm import SharedMemoryRegistry
+    from tritium.config import ModelConfig
+
+
+class InferenceService:
+    """Health, metadata, configuration, inference, statistics, repository control and settings.
+
+    Version arguments are strings as they arrive from the wire: ``""`` means "the version the policy
+    serves" (newest ready); anything else must be a decimal version number.
+    """
+
+    # ----------------------------------------------------------------------------------------- health
+    def server_live(self) -> bool:
+        """True once started and until shutdown begins (then frontends answer 503 / not serving)."""
+        raise NotImplementedError
+
+    def server_ready(self) -> bool:
+        """Triton's readiness: server up and, under strict readiness, every model that should be loaded
+        has a READY version (models unloaded on request do not count)."""
+        raise NotImplementedError
+
+    @property
+    def stopping(self) -> bool:
+        """True once shutdown began: health endpoints answer 503 / UNAVAILABLE."""
+        raise NotImplementedError
+
+    def model_ready(self, name: str, version: str = "") -> bool:
+        """True when that model version (or, for ``""``, some version) is READY. Never raises."""
+        raise NotImplementedError
+
+    # --------------------------------------------------------------------------------------- metadata
+    def server_metadata(self) -> dict[str, Any]:
+        """``{"name", "version", "extensions": [...]}``; extensions are those the installed frontends
+        actually support, in Triton's order."""
+        raise NotImplementedError
+
+    def model_metadata(self, name: str, version: str = "") -> dict[str, Any]:
+        """``{"name", "versions": [str], "platform", "inputs": [{"name","datatype","shape"}], "outputs"}``.
+
+        Raises NOT_FOUND ``Request for unknown model: 'm' is not found`` or UNAVAILABLE when no version
+        is ready."""
+        raise NotImplementedError
+
+    def model_config(self, name: str, version: str = "") -> ModelConfig:
+        """The normalized ModelConfig message of a ready model version (render it with
+        :func:`tritium.config.model_config_to_json`)."""
+        raise NotImplementedError
+
+    def is_decoupled(self, name: str, version: str = "") -> bool:
+        """Whether the model uses the decoupled transaction policy (raises like model_metadata)."""
+        raise NotImplementedError
+
+    # -------------------------------------------------------------------------------------- inference
+    async def infer(self, request: InferenceRequest) -> InferenceResponse:
+        """Validate ``request`` against the model config (Triton's messages, prefixed with
+        ``[request id: <id>] ``), schedule it and return the response. Decoupled models are rejected
+        with UNSUPPORTED; frontends that can stream use :meth:`infer_stream`."""
+        raise NotImplementedError
+
+    def infer_stream(self, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:
+        """Responses of one request: exactly one for a non-decoupled model; 0..N for a decoupled one,
+        the last marked ``final=True`` (an empty final response is yielded only when the request set
+        ``triton_enable_empty_final_response``; otherwise the last response with data carries the flag,
+        or the stream just ends). Errors are raised from the iterator."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------------- statistics
+    def statistics(self, name: str = "", version: str = "") -> dict[str, Any]:
+        """``{"model_stats": [...]}`` in the shape of Triton's statistics extension; ``name`` "" = all
+        models, all versions."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------------------- repository control
+    def repository_index(self, repository: str = "", ready_only: bool = False) -> list[dict[str, Any]]:
+        """``[{"name", "version", "state", "reason"}]`` for every model the repositories hold."""
+        raise NotImplementedError
+
+    async def load_model(
+        self, name: str, *, config: str | None = None, files: Mapping[str, bytes] | None = None
+    ) -> None:
+        """Load or reload a model (explicit mode only). ``config`` is ModelConfig JSON overriding the
+        file; ``files`` maps ``"<version>/<path>"`` (the part after ``file:``) to content and requires
+        ``config``. Returns when the model is READY; raises with the load error otherwise."""
+        raise NotImplementedError
+
+    async def unload_model(self, name: str, *, unload_dependents: bool = False) -> None:
+        """Unload a model (explicit mode only), waiting for its requests in flight."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------------------- logging / trace
+    def log_settings(self) -> dict[str, Any]:
+        """``{"log_file", "log_info", "log_warning", "log_error", "log_verbose_level", "log_format"}``."""
+        raise NotImplementedError
+
+    def update_log_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply the given keys (INVALID_ARG for unknown keys, wrong types, or ``log_file``) and return
+        every setting."""
+        raise NotImplementedError
+
+    def trace_settings(self, model: str = "") -> dict[str, Any]:
+        """Trace settings (global, or a model's with global fallbacks), values as strings/lists."""
+        raise NotImplementedError
+
+    def update_trace_settings(self, settings: Mapping[str, Any], model: str = "") -> dict[str, Any]:
+        """Update the given keys (a None value clears a model's key back to global) and return all."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------------------------- shared memory
+    @property
+    def shared_memory(self) -> SharedMemoryRegistry:
+        """System shared memory regions registered by clients (shared by every frontend)."""
+        raise NotImplementedError

@@ -1,0 +1,154 @@
+"""Request validation against a model's configuration, with Triton's error messages.
+
+Rules are computed once per loaded model version (:class:`RequestValidator`) so the per-request check is a
+few dictionary lookups and tuple comparisons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import attrs
+
+from tritium._datatypes import DataType
+from tritium._errors import TritiumError
+from tritium._tensors import InferenceRequest, Tensor
+
+if TYPE_CHECKING:
+    from tritium.config import ModelConfig
+
+_BATCH_NOTE = (
+    " NOTE: Setting a non-zero max_batch_size in the model config requires a batch dimension to be "
+    "prepended to each input shape. If you want to specify the full shape including the batch dim in your "
+    "input dims config, try setting max_batch_size to zero. See the model configuration docs for more info "
+    "on max_batch_size."
+)
+
+
+def request_prefix(request_id: str) -> str:
+    """Triton's ``[request id: ...] `` prefix of core error messages."""
+    return f"[request id: {request_id or '<id_unknown>'}] "
+
+
+def _format_shape(shape: Sequence[int]) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"
+
+
+@attrs.define(frozen=True, slots=True)
+class InputRule:
+    name: str
+    datatype: DataType
+    dims: tuple[int, ...]
+    reshape: tuple[int, ...] | None
+    optional: bool
+
+
+def _dims_match(shape: Sequence[int], dims: Sequence[int]) -> bool:
+    if len(shape) != len(dims):
+        return False
+    return all(d == -1 or d == s for s, d in zip(shape, dims, strict=True))
+
+
+class RequestValidator:
+    """Checks requests for one model version and fills ``request.batch_size``."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.model_name = config.name
+        self.max_batch_size = int(config.max_batch_size)
+        self.inputs: dict[str, InputRule] = {}
+        for tensor in config.input:
+            reshape = tuple(int(d) for d in tensor.reshape.shape) if tensor.HasField("reshape") else None
+            self.inputs[tensor.name] = InputRule(
+                tensor.name,
+                DataType.from_config_enum(tensor.data_type),
+                tuple(int(d) for d in tensor.dims),
+                reshape,
+                bool(tensor.optional),
+            )
+        self.required = [r.name for r in self.inputs.values() if not r.optional]
+        self.outputs = {o.name for o in config.output}
+
+    def validate(self, request: InferenceRequest) -> None:
+        """Raise INVALID_ARG with Triton's message when ``request`` does not fit the model."""
+        prefix = request_prefix(request.id)
+        name = self.model_name
+        inputs = request.inputs
+        self._check_count(request, prefix)
+        batch_size = 0
+        for tensor in inputs.values():
+            rule = self.inputs.get(tensor.name)
+            if rule is None:
+                raise TritiumError.invalid_arg(
+                    f"{prefix}unexpected inference input '{tensor.name}' for model '{name}'"
+                )
+            if tensor.datatype is not rule.datatype:
+                raise TritiumError.invalid_arg(
+                    f"{prefix}inference input '{tensor.name}' data-type is '{tensor.datatype.value}', but "
+                    f"model '{name}' expects '{rule.datatype.value}'"
+                )
+            shape = tensor.data.shape
+            if self.max_batch_size > 0:
+                if len(shape) == 0 or not _dims_match(shape[1:], rule.dims):
+                    raise self._shape_error(prefix, rule, shape)
+                if batch_size == 0:
+                    batch_size = shape[0]
+                elif shape[0] != batch_size:
+                    raise TritiumError.invalid_arg(
+                        f"{prefix}input '{tensor.name}' batch size does not match other inputs for '{name}'"
+                    )
+            elif not _dims_match(shape, rule.dims):
+                raise self._shape_error(prefix, rule, shape)
+        if self.max_batch_size > 0:
+            if batch_size < 1 or batch_size > self.max_batch_size:
+                raise TritiumError.invalid_arg(
+                    f"{prefix}inference request batch-size must be <= {self.max_batch_size} for '{name}'"
+                )
+            request.batch_size = batch_size
+        else:
+            request.batch_size = 0
+        for output in request.requested_outputs:
+            if output.name not in self.outputs:
+                raise TritiumError.invalid_arg(
+                    f"{prefix}unexpected inference output '{output.name}' for model '{name}'"
+                )
+        self._apply_reshapes(request)
+
+    def _check_count(self, request: InferenceRequest, prefix: str) -> None:
+        given = request.inputs
+        if len(self.required) <= len(given) <= len(self.inputs):
+            missing = [n for n in self.required if n not in given]
+            if not missing or any(n not in self.inputs for n in given):
+                return  # an unknown name is reported by the per-input check
+        missing = [n for n in self.required if n not in given]
+        names = ", ".join(f"'{n}'" for n in given)
+        if len(self.required) == len(self.inputs):
+            expected = f"expected {len(self.inputs)} inputs"
+        else:
+            expected = f"expected number of inputs between {len(self.required)} and {len(self.inputs)}"
+        message = f"{prefix}{expected} but got {len(given)} inputs for model '{self.model_name}'."
+        if missing:
+            wanted = ", ".join(f"'{n}'" for n in missing)
+            message += (
+                f" Got input(s) [{names}], but missing required input(s) [{wanted}]. "
+                "Please provide all required input(s)."
+            )
+        raise TritiumError.invalid_arg(message)
+
+    def _shape_error(self, prefix: str, rule: InputRule, shape: Sequence[int]) -> TritiumError:
+        expected = ([-1] if self.max_batch_size > 0 else []) + list(rule.dims)
+        message = (
+            f"{prefix}unexpected shape for input '{rule.name}' for model '{self.model_name}'. "
+            f"Expected {_format_shape(expected)}, got {_format_shape(shape)}."
+        )
+        if self.max_batch_size > 0:
+            message += _BATCH_NOTE
+        return TritiumError.invalid_arg(message)
+
+    def _apply_reshapes(self, request: InferenceRequest) -> None:
+        for name, tensor in request.inputs.items():
+            rule = self.inputs[name]
+            if rule.reshape is None:
+                continue
+            target = ((tensor.data.shape[0],) if self.max_batch_size > 0 else ()) + rule.reshape
+            request.inputs[name] = Tensor(name, tensor.datatype, tensor.data.reshape(target))

@@ -1,0 +1,161 @@
+"""The instance pool: batch assembly, output slicing, statistics, events, classification."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+
+from tritium import (
+    Batch,
+    BatchExecuted,
+    DataType,
+    FailureReason,
+    InferenceRequest,
+    InferenceResponse,
+    InstancePool,
+    ModelInstance,
+    RequestCompleted,
+    RequestedOutput,
+    Tensor,
+    TritiumError,
+)
+from tritium.proto.model_config_pb2 import ModelConfig
+
+CONFIG = """
+name: "addsub"
+max_batch_size: 8
+input [ { name: "A" data_type: TYPE_INT32 dims: [ 4 ] }, { name: "B" data_type: TYPE_INT32 dims: [ 4 ] } ]
+output [ { name: "SUM" data_type: TYPE_INT32 dims: [ 4 ] }, { name: "DIFF" data_type: TYPE_INT32 dims: [ 4 ] } ]
+"""
+
+
+class AddSub(ModelInstance):
+    def __init__(self, delay: float = 0.0) -> None:
+        self.batches: list[Batch] = []
+        self.delay = delay
+        self.threads: set[str] = set()
+
+    def execute(self, batch: Batch) -> Mapping[str, np.ndarray]:
+        self.batches.append(batch)
+        self.threads.add(threading.current_thread().name)
+        if self.delay:
+            time.sleep(self.delay)
+        a, b = batch.inputs["A"], batch.inputs["B"]
+        out = {"SUM": a + b, "DIFF": a - b}
+        return {k: v for k, v in out.items() if k in batch.requested_outputs}
+
+
+class Failing(ModelInstance):
+    def execute(self, batch: Batch) -> Mapping[str, np.ndarray]:
+        raise RuntimeError("boom")
+
+
+def config() -> ModelConfig:
+    return text_format.Parse(CONFIG, ModelConfig())
+
+
+def request(values: list[list[int]], outputs: tuple[str, ...] = (), rid: str = "") -> InferenceRequest:
+    a = np.array(values, dtype=np.int32)
+    req = InferenceRequest(
+        model_name="addsub",
+        id=rid,
+        inputs={"A": Tensor("A", DataType.INT32, a), "B": Tensor("B", DataType.INT32, a * 2)},
+        requested_outputs=[RequestedOutput(o) for o in outputs],
+    )
+    req.batch_size = len(values)
+    req.arrival_ns = time.monotonic_ns()
+    return req
+
+
+async def run(pool: InstancePool, requests: list[InferenceRequest]) -> list[Any]:
+    lease = await pool.acquire()
+    try:
+        return await pool.execute(lease, requests)
+    finally:
+        pool.release(lease)
+
+
+async def test_batch_is_concatenated_once_and_outputs_sliced_per_request() -> None:
+    instance = AddSub()
+    events: list[Any] = []
+    pool = InstancePool.from_config(config(), [instance], model_version=1, emit=events.append)
+    r1, r2 = request([[1, 2, 3, 4]], rid="one"), request([[5, 6, 7, 8], [9, 10, 11, 12]], ("DIFF",))
+    results = await run(pool, [r1, r2])
+    assert len(instance.batches) == 1 and instance.batches[0].batch_size == 3
+    assert instance.batches[0].requested_outputs == {"SUM", "DIFF"}
+    first, second = results
+    assert isinstance(first, InferenceResponse) and first.id == "one" and first.model_version == "1"
+    assert [t.name for t in first.outputs] == ["SUM", "DIFF"]
+    np.testing.assert_array_equal(first.outputs[0].data, [[3, 6, 9, 12]])
+    assert [t.name for t in second.outputs] == ["DIFF"]
+    np.testing.assert_array_equal(second.outputs[0].data, [[-5, -6, -7, -8], [-9, -10, -11, -12]])
+    stats = pool.statistics.as_dict()
+    assert stats["execution_count"] == 1 and stats["inference_count"] == 3
+    assert stats["inference_stats"]["success"]["count"] == 2
+    assert stats["inference_stats"]["compute_infer"]["count"] == 2
+    assert [b["batch_size"] for b in stats["batch_stats"]] == [3]
+    assert stats["batch_stats"][0]["compute_infer"]["count"] == 1
+    assert sum(isinstance(e, BatchExecuted) for e in events) == 1
+    completed = [e for e in events if isinstance(e, RequestCompleted)]
+    assert [e.batch_size for e in completed] == [1, 2] and all(e.success for e in completed)
+    pool.close()
+
+
+async def test_backend_exception_fails_every_request_of_the_batch() -> None:
+    events: list[Any] = []
+    pool = InstancePool.from_config(config(), [Failing()], model_version=1, emit=events.append)
+    results = await run(pool, [request([[1, 1, 1, 1]]), request([[2, 2, 2, 2]])])
+    assert all(isinstance(r, TritiumError) and "boom" in r.message for r in results)
+    assert all(e.reason is FailureReason.BACKEND for e in events if isinstance(e, RequestCompleted))
+    assert pool.statistics.as_dict()["inference_stats"]["fail"]["count"] == 2
+    pool.close()
+
+
+async def test_instances_run_concurrently_off_the_event_loop() -> None:
+    a, b = AddSub(delay=0.2), AddSub(delay=0.2)
+    pool = InstancePool.from_config(config(), [a, b], model_version=1)
+    loop_thread = threading.current_thread().name
+    started = time.monotonic()
+    await asyncio.gather(run(pool, [request([[1, 1, 1, 1]])]), run(pool, [request([[1, 1, 1, 1]])]))
+    assert time.monotonic() - started < 0.35
+    assert loop_thread not in a.threads | b.threads
+    pool.close()
+
+
+async def test_cancelled_caller_does_not_free_the_instance_early() -> None:
+    instance = AddSub(delay=0.2)
+    pool = InstancePool.from_config(config(), [instance], model_version=1)
+    lease = await pool.acquire()
+    task = asyncio.ensure_future(pool.execute(lease, [request([[1, 1, 1, 1]])]))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    pool.release(lease)
+    assert pool.free_count() == 0
+    await asyncio.sleep(0.3)
+    assert pool.free_count() == 1
+    assert pool.statistics.execution_count == 1
+    pool.close()
+
+
+async def test_classification_output_with_labels() -> None:
+    cfg = config()
+    pool = InstancePool.from_config(cfg, [AddSub()], model_version=1, labels={"SUM": ["a", "b", "c", "d"]})
+    req = request([[1, 5, 2, 0]])
+    req.requested_outputs = [RequestedOutput("SUM", classification=2)]
+    (response,) = await run(pool, [req])
+    tensor = response.outputs[0]
+    assert tensor.datatype is DataType.BYTES and tensor.data.shape == (1, 2)
+    assert tensor.data.tolist() == [[b"15:1:b", b"6:2:c"]]
+    pool.close()
+
+
+def test_pool_needs_instances() -> None:
+    with pytest.raises(ValueError):
+        InstancePool.from_config(config(), [], model_version=1)

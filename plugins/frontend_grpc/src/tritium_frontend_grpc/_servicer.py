@@ -1,0 +1,484 @@
+"""The RPCs of ``inference.GRPCInferenceService`` and ``grpc.health.v1.Health``, on grpc.aio.
+
+Every RPC goes through the protocol-neutral :class:`tritium.InferenceService`; this module only converts
+messages and maps errors. Handlers are registered as grpc.aio generic method handlers with the messages'
+own ``FromString``/``SerializeToString``, so no generated ``*_pb2_grpc`` servicer (and no default-pool
+descriptor) is needed. A restricted category (--grpc-restricted-protocol) wraps its handlers in a metadata
+check; unrestricted handlers pay nothing for the feature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2
+from tritium import InferenceService, StatusCode, TritiumError
+
+from tritium_frontend_grpc import _control
+from tritium_frontend_grpc._codec import request_from_proto, response_to_proto
+from tritium_frontend_grpc._errors import as_tritium_error, grpc_status
+from tritium_frontend_grpc._options import INT32_MAX, GrpcSettings, Restriction
+from tritium_frontend_grpc._params import forwarded_headers
+from tritium_frontend_grpc.proto import grpc_service_pb2 as pb
+
+_log = logging.getLogger("tritium.frontend.grpc")
+
+SERVICE_NAME = "inference.GRPCInferenceService"
+HEALTH_SERVICE_NAME = "grpc.health.v1.Health"
+DECOUPLED_MESSAGE = "ModelInfer RPC doesn't support models with decoupled transaction policy"
+SHUTTING_DOWN_MESSAGE = "GRPC server is shutting down and has stopped accepting new requests."
+SHM_DISABLED_MESSAGE = (
+    "Client shared memory is disabled. Start the server with '--allow-client-shm=true' to enable."
+)
+_COMPRESSION = {"low": grpc.Compression.Gzip, "medium": grpc.Compression.Deflate, "high": grpc.Compression.Deflate}
+
+# RPC -> (restricted category, request class, response class, unary?)
+_RPCS: dict[str, tuple[str, Any, Any]] = {
+    "ServerLive": ("health", pb.ServerLiveRequest, pb.ServerLiveResponse),
+    "ServerReady": ("health", pb.ServerReadyRequest, pb.ServerReadyResponse),
+    "ModelReady": ("health", pb.ModelReadyRequest, pb.ModelReadyResponse),
+    "ServerMetadata": ("metadata", pb.ServerMetadataRequest, pb.ServerMetadataResponse),
+    "ModelMetadata": ("metadata", pb.ModelMetadataRequest, pb.ModelMetadataResponse),
+    "ModelInfer": ("inference", pb.ModelInferRequest, pb.ModelInferResponse),
+    "ModelStreamInfer": ("inference", pb.ModelInferRequest, pb.ModelStreamInferResponse),
+    "ModelConfig": ("model-config", pb.ModelConfigRequest, pb.ModelConfigResponse),
+    "ModelStatistics": ("statistics", pb.ModelStatisticsRequest, pb.ModelStatisticsResponse),
+    "RepositoryIndex": ("model-repository", pb.RepositoryIndexRequest, pb.RepositoryIndexResponse),
+    "RepositoryModelLoad": ("model-repository", pb.RepositoryModelLoadRequest, pb.RepositoryModelLoadResponse),
+    "RepositoryModelUnload": (
+        "model-repository",
+        pb.RepositoryModelUnloadRequest,
+        pb.RepositoryModelUnloadResponse,
+    ),
+    "SystemSharedMemoryStatus": (
+        "shared-memory",
+        pb.SystemSharedMemoryStatusRequest,
+        pb.SystemSharedMemoryStatusResponse,
+    ),
+    "SystemSharedMemoryRegister": (
+        "shared-memory",
+        pb.SystemSharedMemoryRegisterRequest,
+        pb.SystemSharedMemoryRegisterResponse,
+    ),
+    "SystemSharedMemoryUnregister": (
+        "shared-memory",
+        pb.SystemSharedMemoryUnregisterRequest,
+        pb.SystemSharedMemoryUnregisterResponse,
+    ),
+    "CudaSharedMemoryStatus": ("shared-memory", pb.CudaSharedMemoryStatusRequest, pb.CudaSharedMemoryStatusResponse),
+    "CudaSharedMemoryRegister": (
+        "shared-memory",
+        pb.CudaSharedMemoryRegisterRequest,
+        pb.CudaSharedMemoryRegisterResponse,
+    ),
+    "CudaSharedMemoryUnregister": (
+        "shared-memory",
+        pb.CudaSharedMemoryUnregisterRequest,
+        pb.CudaSharedMemoryUnregisterResponse,
+    ),
+    "TraceSetting": ("trace", pb.TraceSettingRequest, pb.TraceSettingResponse),
+    "LogSettings": ("logging", pb.LogSettingsRequest, pb.LogSettingsResponse),
+}
+
+_DONE = object()  # end of a stream's responses
+
+
+class _Abort:
+    """Close the stream with this error's status (``triton_grpc_error: true`` streams)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: TritiumError) -> None:
+        self.error = error
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: TritiumError) -> None:
+    await context.abort(grpc_status(error), error.message)
+
+
+class GrpcServicer:
+    """Implements every RPC against one :class:`tritium.InferenceService`."""
+
+    def __init__(self, service: InferenceService, settings: GrpcSettings) -> None:
+        self._service = service
+        self._settings = settings
+        self._shm = self._shared_memory(service)
+        self._forward = settings.header_forward_pattern
+        self._compression = _COMPRESSION.get(settings.compression_level)
+        self._pool_size = settings.max_response_pool_size if settings.max_response_pool_size < INT32_MAX else 0
+        self._readers: set[asyncio.Task[None]] = set()
+        self.accepting = True
+
+    @staticmethod
+    def _shared_memory(service: InferenceService) -> Any:
+        try:
+            return service.shared_memory
+        except NotImplementedError:
+            return None
+
+    # ------------------------------------------------------------------------------- registration
+    def generic_handlers(self) -> tuple[grpc.GenericRpcHandler, ...]:
+        """The generic handlers of the inference service and the health service."""
+        handlers: dict[str, grpc.RpcMethodHandler] = {}
+        for rpc, (category, request_cls, response_cls) in _RPCS.items():
+            method = getattr(self, rpc)
+            restriction = self._settings.restrictions.get(category)
+            if rpc == "ModelStreamInfer":
+                if restriction is not None:
+                    method = _restricted_stream(method, restriction)
+                handlers[rpc] = grpc.stream_stream_rpc_method_handler(
+                    method,
+                    request_deserializer=request_cls.FromString,
+                    response_serializer=response_cls.SerializeToString,
+                )
+            else:
+                if restriction is not None:
+                    method = _restricted_unary(method, restriction)
+                handlers[rpc] = grpc.unary_unary_rpc_method_handler(
+                    method,
+                    request_deserializer=request_cls.FromString,
+                    response_serializer=response_cls.SerializeToString,
+                )
+        check: Callable[..., Awaitable[Any]] = self.HealthCheck
+        health_restriction = self._settings.restrictions.get("health")
+        if health_restriction is not None:
+            check = _restricted_unary(check, health_restriction)
+        health = {
+            "Check": grpc.unary_unary_rpc_method_handler(
+                check,
+                request_deserializer=health_pb2.HealthCheckRequest.FromString,
+                response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
+            )
+        }
+        return (
+            grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),
+            grpc.method_handlers_generic_handler(HEALTH_SERVICE_NAME, health),
+        )
+
+    def stop_streams(self) -> None:
+        """Ask every open stream to finish once its requests in flight are answered."""
+        self.accepting = False
+        for reader in list(self._readers):
+            reader.cancel()
+
+    # ------------------------------------------------------------------------------------- health
+    def _exiting(self) -> TritiumError | None:
+        try:
+            stopping = self._service.stopping
+        except NotImplementedError:
+            stopping = False
+        return TritiumError.unavailable("Server exiting") if stopping else None
+
+    async def ServerLive(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ServerLiveResponse:
+        error = self._exiting()
+        if error is not None:
+            await _abort(context, error)
+        return pb.ServerLiveResponse(live=self._service.server_live())
+
+    async def ServerReady(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ServerReadyResponse:
+        error = self._exiting()
+        if error is not None:
+            await _abort(context, error)
+        return pb.ServerReadyResponse(ready=self._service.server_ready())
+
+    async def HealthCheck(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """``grpc.health.v1.Health/Check``: SERVING when the server is ready (as Triton answers)."""
+        error = self._exiting()
+        if error is not None:
+            await _abort(context, error)
+        status = health_pb2.HealthCheckResponse.SERVING
+        if not self._service.server_ready():
+            status = health_pb2.HealthCheckResponse.NOT_SERVING
+        return health_pb2.HealthCheckResponse(status=status)
+
+    async def ModelReady(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ModelReadyResponse:
+        return await self._call(context, lambda: pb.ModelReadyResponse(
+            ready=self._service.model_ready(request.name, _checked_version(request.version))
+        ))
+
+    # ----------------------------------------------------------------------------------- metadata
+    async def ServerMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._call(context, lambda: _control.server_metadata(self._service.server_metadata()))
+
+    async def ModelMetadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._call(
+            context, lambda: _control.model_metadata(self._service.model_metadata(request.name, request.version))
+        )
+
+    async def ModelConfig(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._call(
+            context, lambda: _control.model_config(self._service.model_config(request.name, request.version))
+        )
+
+    async def ModelStatistics(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._call(
+            context, lambda: _control.statistics(self._service.statistics(request.name, request.version))
+        )
+
+    # --------------------------------------------------------------------------------- repository
+    async def RepositoryIndex(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        def run() -> Any:
+            _no_repository_name(request.repository_name)
+            return _control.repository_index(self._service.repository_index("", request.ready))
+
+        return await self._call(context, run)
+
+    async def RepositoryModelLoad(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            _no_repository_name(request.repository_name)
+            config, files = _control.load_parameters(request.parameters)
+            await self._service.load_model(request.model_name, config=config, files=files)
+        except Exception as exc:
+            await _abort(context, as_tritium_error(exc))
+        return pb.RepositoryModelLoadResponse()
+
+    async def RepositoryModelUnload(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            _no_repository_name(request.repository_name)
+            dependents = _control.unload_dependents(request.parameters)
+            await self._service.unload_model(request.model_name, unload_dependents=dependents)
+        except Exception as exc:
+            await _abort(context, as_tritium_error(exc))
+        return pb.RepositoryModelUnloadResponse()
+
+    # ------------------------------------------------------------------------------ shared memory
+    def _shm_enabled(self) -> Any:
+        if self._shm is None or not self._shm.allowed:
+            raise TritiumError(StatusCode.UNSUPPORTED, SHM_DISABLED_MESSAGE)
+        return self._shm
+
+    def _system_regions(self, name: str) -> list[dict[str, Any]]:
+        if self._shm is None or not self._shm.allowed:  # nothing can be registered: Triton lists none
+            if name:
+                raise TritiumError.not_found(f"Unable to find system shared memory region: '{name}'")
+            return []
+        return self._shm.status(name or None)
+
+    async def SystemSharedMemoryStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return await self._call(context, lambda: _control.system_shm_status(self._system_regions(request.name)))
+
+    async def SystemSharedMemoryRegister(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        def run() -> Any:
+            self._shm_enabled().register(request.name, request.key, request.offset, request.byte_size)
+            return pb.SystemSharedMemoryRegisterResponse()
+
+        return await self._call(context, run)
+
+    async def SystemSharedMemoryUnregister(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        def run() -> Any:
+            self._shm_enabled().unregister(request.name or None)
+            return pb.SystemSharedMemoryUnregisterResponse()
+
+        return await self._call(context, run)
+
+    async def CudaSharedMemoryStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """No CUDA here: no region is ever registered (a system region of that name is named as such)."""
+
+        def run() -> Any:
+            if request.name:
+                try:
+                    self._system_regions(request.name)
+                except TritiumError:
+                    raise TritiumError.not_found(
+                        f"Unable to find cuda shared memory region: '{request.name}'"
+                    ) from None
+                raise TritiumError.not_found(
+                    f"The region named '{request.name}' is registered as system shared memory, "
+                    "not CUDA shared memory"
+                )
+            return pb.CudaSharedMemoryStatusResponse()
+
+        return await self._call(context, run)
+
+    async def CudaSharedMemoryRegister(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """Answered as a Triton build without GPU support answers."""
+        error = TritiumError.invalid_arg(
+            f"failed to register CUDA shared memory region: '{request.name}', GPUs not supported"
+        )
+        await _abort(context, error)
+
+    async def CudaSharedMemoryUnregister(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        def run() -> Any:
+            self._shm_enabled()
+            return pb.CudaSharedMemoryUnregisterResponse()
+
+        return await self._call(context, run)
+
+    # -------------------------------------------------------------------------------- trace / log
+    async def TraceSetting(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        def run() -> Any:
+            if request.settings:
+                data = self._service.update_trace_settings(_control.trace_update(request), request.model_name)
+            else:
+                data = self._service.trace_settings(request.model_name)
+            return _control.trace_settings(data)
+
+        return await self._call(context, run)
+
+    async def LogSettings(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        def run() -> Any:
+            if request.settings:
+                data = self._service.update_log_settings(_control.log_update(request))
+            else:
+                data = self._service.log_settings()
+            return _control.log_settings(data)
+
+        return await self._call(context, run)
+
+    # ---------------------------------------------------------------------------------- inference
+    async def ModelInfer(self, msg: pb.ModelInferRequest, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            forwarded = forwarded_headers(self._forward, context.invocation_metadata()) if self._forward else None
+            request, shm_outputs = request_from_proto(msg, self._shm, forwarded)
+            response = await self._service.infer(request)
+            out = response_to_proto(response, pb.ModelInferResponse(), self._shm, shm_outputs)
+        except Exception as exc:
+            error = as_tritium_error(exc)
+            if error.code is StatusCode.UNSUPPORTED and self._decoupled(msg):
+                error = TritiumError.unsupported(DECOUPLED_MESSAGE)
+            await _abort(context, error)
+        if self._compression is not None:
+            context.set_compression(self._compression)
+        return out
+
+    def _decoupled(self, msg: pb.ModelInferRequest) -> bool:
+        try:
+            return self._service.is_decoupled(msg.model_name, msg.model_version)
+        except Exception:
+            return False
+
+    async def ModelStreamInfer(
+        self, request_iterator: AsyncIterator[pb.ModelInferRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ModelStreamInferResponse]:
+        """Many requests in flight on one stream: each runs as its own task and its responses are
+        written as they come. Errors are in-stream (``error_message``) unless the client opened the
+        stream with metadata ``triton_grpc_error: true``; then the first error closes the stream."""
+        metadata = context.invocation_metadata() or ()
+        grpc_error_mode = any(k == "triton_grpc_error" and v == "true" for k, v in metadata)
+        forwarded_pattern = self._forward
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        # --grpc-max-response-pool-size: responses produced but not yet written; producers wait beyond it.
+        room = asyncio.Semaphore(self._pool_size) if self._pool_size else None
+        tasks: set[asyncio.Task[None]] = set()
+        producers = 1  # the reader, plus one per request in flight
+        if self._compression is not None:
+            context.set_compression(self._compression)
+
+        def finished(task: asyncio.Task[None]) -> None:
+            nonlocal producers
+            tasks.discard(task)
+            producers -= 1
+            if producers == 0:
+                queue.put_nowait(_DONE)
+
+        async def put(item: Any) -> None:
+            if room is not None:
+                await room.acquire()
+            queue.put_nowait(item)
+
+        async def serve(msg: pb.ModelInferRequest) -> None:
+            try:
+                if not self.accepting:
+                    raise TritiumError.unavailable(SHUTTING_DOWN_MESSAGE)
+                forwarded = forwarded_headers(forwarded_pattern, metadata) if forwarded_pattern else None
+                request, shm_outputs = request_from_proto(msg, self._shm, forwarded)
+                async for response in self._service.infer_stream(request):
+                    out = pb.ModelStreamInferResponse()
+                    infer_response = out.infer_response
+                    response_to_proto(response, infer_response, self._shm, shm_outputs)
+                    infer_response.parameters["triton_final_response"].bool_param = response.final
+                    await put(out)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = as_tritium_error(exc)
+                if grpc_error_mode:
+                    queue.put_nowait(_Abort(error))
+                    return
+                out = pb.ModelStreamInferResponse(error_message=error.message)
+                out.infer_response.id = msg.id
+                out.infer_response.parameters["triton_final_response"].bool_param = True
+                await put(out)
+
+        async def read() -> None:
+            nonlocal producers
+            loop = asyncio.get_running_loop()
+            async for msg in request_iterator:
+                producers += 1
+                task = loop.create_task(serve(msg))
+                tasks.add(task)
+                task.add_done_callback(finished)
+
+        reader = asyncio.get_running_loop().create_task(read())
+        reader.add_done_callback(finished)
+        self._readers.add(reader)
+        if not self.accepting:
+            reader.cancel()
+        try:
+            while True:
+                item = await queue.get()
+                if item is _DONE:
+                    if not reader.cancelled() and reader.exception() is not None:
+                        raise reader.exception()  # type: ignore[misc]
+                    return
+                if isinstance(item, _Abort):
+                    await _abort(context, item.error)
+                yield item
+                if room is not None:
+                    room.release()
+        finally:
+            self._readers.discard(reader)
+            reader.cancel()
+            for task in list(tasks):
+                task.cancel()
+
+    # ------------------------------------------------------------------------------------ helpers
+    async def _call(self, context: grpc.aio.ServicerContext, run: Callable[[], Any]) -> Any:
+        try:
+            return run()
+        except Exception as exc:
+            await _abort(context, as_tritium_error(exc))
+
+
+def _checked_version(version: str) -> str:
+    from tritium_frontend_grpc._codec import parse_version
+
+    parse_version(version)
+    return version
+
+
+def _no_repository_name(name: str) -> None:
+    if name:
+        raise TritiumError.unsupported("'repository_name' specification is not supported")
+
+
+def _restriction_error(context: grpc.aio.ServicerContext, restriction: Restriction) -> TritiumError | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == restriction.header.lower() and value == restriction.value:
+            return None
+    return TritiumError.unavailable(f"This protocol is restricted, expecting header '{restriction.header}'")
+
+
+def _restricted_unary(method: Callable[..., Awaitable[Any]], restriction: Restriction) -> Callable[..., Any]:
+    async def restricted(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        error = _restriction_error(context, restriction)
+        if error is not None:
+            await _abort(context, error)
+        return await method(request, context)
+
+    return restricted
+
+
+def _restricted_stream(method: Callable[..., AsyncIterator[Any]], restriction: Restriction) -> Callable[..., Any]:
+    async def restricted(request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        error = _restriction_error(context, restriction)
+        if error is not None:
+            await _abort(context, error)
+        async for item in method(request_iterator, context):
+            yield item
+
+    return restricted

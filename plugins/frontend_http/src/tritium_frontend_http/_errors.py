@@ -1,0 +1,58 @@
+"""Errors as the HTTP frontend answers them: Triton's status mapping and ``{"error": "..."}`` bodies."""
+
+from __future__ import annotations
+
+import orjson
+
+from tritium import StatusCode, TritiumError
+
+_HTTP_STATUS: dict[StatusCode, int] = {
+    StatusCode.INTERNAL: 500,
+    StatusCode.NOT_FOUND: 404,
+    StatusCode.UNAVAILABLE: 503,
+    StatusCode.UNSUPPORTED: 501,
+    StatusCode.UNKNOWN: 400,
+    StatusCode.INVALID_ARG: 400,
+    StatusCode.ALREADY_EXISTS: 400,
+    StatusCode.CANCELLED: 400,
+}
+"""Triton's ``HttpCodeFromError``."""
+
+
+def http_status(code: StatusCode) -> int:
+    """The HTTP status Triton answers for a kernel status code (400 for anything unmapped)."""
+    return _HTTP_STATUS.get(code, 400)
+
+
+def error_body(message: str) -> bytes:
+    """``{"error": message}`` as Triton writes it."""
+    return orjson.dumps({"error": message})
+
+
+class HttpError(Exception):
+    """An error answered with an explicit HTTP status (404/405/403 and friends)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def internal(message: str) -> TritiumError:
+    """An INTERNAL error (HTTP 500): what Triton answers for JSON documents it cannot read."""
+    return TritiumError(StatusCode.INTERNAL, message)
+
+
+def invalid(message: str) -> TritiumError:
+    """An INVALID_ARG error (HTTP 400)."""
+    return TritiumError(StatusCode.INVALID_ARG, message)
+
+
+def with_prefix(prefix: str, error: TritiumError) -> TritiumError:
+    """Triton's ``RETURN_MSG_IF_ERR``: the same code, message ``"<prefix>: <message>"``."""
+    return TritiumError(error.code, f"{prefix}: {error.message}", reason=error.reason)
+
+
+def request_prefix(request_id: str) -> str:
+    """Triton core's ``[request id: <id>] `` message prefix."""
+    return f"[request id: {request_id or '<id_unknown>'}] "

@@ -1,0 +1,69 @@
+"""The :class:`tritium.Frontend` the server starts and stops: an aiohttp low-level server on one socket."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+import tritium
+from tritium_frontend_http._app import HttpApp
+from tritium_frontend_http._settings import HttpSettings
+
+
+class HttpFrontend(tritium.Frontend):
+    """Triton's HTTP/REST endpoint over a :class:`tritium.InferenceService`.
+
+    The low-level aiohttp server (no router, no middlewares, no access log) keeps per-request overhead
+    small; request bodies are not decompressed by aiohttp (the frontend bounds decompression itself);
+    a client that disconnects cancels its request.
+    """
+
+    def __init__(self, service: tritium.InferenceService, settings: HttpSettings) -> None:
+        self.service = service
+        self.settings = settings
+        self.app = HttpApp(service, settings)
+        self._runner: web.ServerRunner | None = None
+        self._site: web.TCPSite | None = None
+
+    async def start(self) -> None:
+        server = web.Server(
+            self.app.handle,
+            handler_cancellation=True,
+            auto_decompress=False,
+            access_log=None,
+        )
+        runner = web.ServerRunner(server, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(
+            runner,
+            host=self.settings.address,
+            port=self.settings.port,
+            backlog=1024,
+            reuse_port=self.settings.reuse_port or None,
+        )
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise tritium.TritiumError.unavailable(
+                f"Socket '{self.settings.address}:{self.settings.port}' already in use ({exc})"
+            ) from exc
+        self._runner, self._site = runner, site
+
+    async def stop(self) -> None:
+        runner, self._runner, self._site = self._runner, None, None
+        if runner is not None:
+            await runner.cleanup()
+        self.app.close()
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0)."""
+        if self._site is None or self._site._server is None:
+            return self.settings.port
+        sockets = getattr(self._site._server, "sockets", None) or ()
+        for sock in sockets:
+            return int(sock.getsockname()[1])
+        return self.settings.port
+
+    def describe(self) -> str:
+        return f"HTTP on {self.settings.address}:{self.port}"

@@ -1,0 +1,87 @@
+"""The HTTP frontend's resolved settings, parsed once from the component options."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+RESTRICTED_CATEGORIES = (
+    "health",
+    "metadata",
+    "inference",
+    "shared-memory",
+    "model-config",
+    "model-repository",
+    "statistics",
+    "trace",
+    "logging",
+)
+"""Triton's restricted API categories (``restricted_features.h``), in its order."""
+
+
+def _option(options: Mapping[str, Any], name: str, default: Any) -> Any:
+    """Read an option by its spec name (``max_input_size``), accepting the flag spelling too."""
+    if name in options:
+        return options[name]
+    return options.get(name.replace("_", "-"), default)
+
+
+def parse_restricted_apis(specs: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Parse ``--http-restricted-api`` values ``<api>[,<api>...]:<key>=<value>``.
+
+    Returns category -> (header name, expected value). Raises ValueError with tritonserver's wording for
+    an unknown category or one given in two groups.
+    """
+    restrictions: dict[str, tuple[str, str]] = {}
+    for spec in specs:
+        apis, sep, rest = spec.partition(":")
+        key, eq, value = rest.partition("=")
+        if not sep or not eq or not apis or not key:
+            raise ValueError(
+                f"--http-restricted-api option format is '<main config name>:<sub config name>=<value>'. "
+                f"Got {spec}"
+            )
+        for api in apis.split(","):
+            api = api.strip()
+            if api not in RESTRICTED_CATEGORIES:
+                raise ValueError(f"unknown restricted api '{api}' ")
+            if api in restrictions:
+                raise ValueError(f"restricted api '{api}' can not be specified in multiple config groups")
+            restrictions[api] = (key, value)
+    return restrictions
+
+
+@attrs.define(frozen=True, slots=True)
+class HttpSettings:
+    """What the HTTP frontend needs from its options, validated and preprocessed."""
+
+    port: int = 8000
+    address: str = "0.0.0.0"
+    max_input_size: int = 1 << 26
+    restricted: Mapping[str, tuple[str, str]] = attrs.field(factory=dict)
+    header_forward: re.Pattern[str] | None = None
+    thread_count: int = 8
+    reuse_port: bool = False
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> HttpSettings:
+        """Build settings from the FrontendSpec options (keys as in :data:`HTTP_OPTIONS`)."""
+        restricted_specs = _option(options, "restricted_api", []) or []
+        if isinstance(restricted_specs, str):
+            restricted_specs = [restricted_specs]
+        pattern = _option(options, "header_forward_pattern", "") or ""
+        max_input = int(_option(options, "max_input_size", 1 << 26))
+        if max_input <= 0:
+            raise ValueError(f"--http-max-input-size must be positive, got {max_input}")
+        return cls(
+            port=int(_option(options, "port", 8000)),
+            address=str(_option(options, "address", "0.0.0.0")),
+            max_input_size=max_input,
+            restricted=parse_restricted_apis(list(restricted_specs)),
+            header_forward=re.compile(pattern, re.IGNORECASE) if pattern else None,
+            thread_count=int(_option(options, "thread_count", 8)),
+            reuse_port=bool(_option(options, "reuse_port", False)),
+        )
