@@ -35,11 +35,11 @@ def classify(
     if batched:
         rows = [classify_row(array[i], k, labels) for i in range(array.shape[0])]
         width = min(k, int(np.prod(array.shape[1:], dtype=np.int64))) if array.shape[0] else k
-        result = np.empty((len(rows), width), dtype=object)
+        table: np.ndarray[Any, Any] = np.empty((len(rows), width), dtype=object)
         for i, row in enumerate(rows):
-            result[i, :] = row
-        return result
+            table[i, :] = row
+        return table
     row = classify_row(array, k, labels)
-    result = np.empty(len(row), dtype=object)
-    result[:] = row
-    return result
+    flat: np.ndarray[Any, Any] = np.empty(len(row), dtype=object)
+    flat[:] = row
+    return flat

@@ -194,7 +194,8 @@ class DataPlane(InferenceService):
         runtime.enter()
         self._enter()
         try:
-            return await runtime.scheduler.infer(request)
+            response: InferenceResponse = await runtime.scheduler.infer(request)
+            return response
         finally:
             runtime.leave()
             self._leave()

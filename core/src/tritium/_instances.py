@@ -64,10 +64,12 @@ def _to_datatype(array: np.ndarray[Any, Any], datatype: DataType) -> np.ndarray[
         if array.dtype == object:
             return array
         if array.dtype.kind == "U":
-            return np.vectorize(lambda s: s.encode("utf-8"), otypes=[object])(array)
+            encoded: np.ndarray[Any, Any] = np.vectorize(lambda s: s.encode("utf-8"), otypes=[object])(array)
+            return encoded
         return array.astype(object)
     wanted = datatype.numpy_dtype
-    return array if array.dtype == wanted else array.astype(wanted)
+    converted: np.ndarray[Any, Any] = array if array.dtype == wanted else array.astype(wanted)
+    return converted
 
 
 class InstancePool:

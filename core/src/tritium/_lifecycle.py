@@ -242,8 +242,8 @@ class ModelManager:
                 directory = self._materialize(record, files)
             else:
                 found = directories if directories is not None else self.scan()
-                directory = found.get(name)
-                if directory is None:
+                located = found.get(name)
+                if located is None:
                     if record.error and "multiple repositories" in record.error:
                         raise TritiumError.invalid_arg(record.error)
                     if not record.serving and not record.states:
@@ -251,6 +251,7 @@ class ModelManager:
                     raise TritiumError.invalid_arg(
                         f"failed to load '{name}', failed to poll from model repository"
                     )
+                directory = located
             record.directory = directory
             record.fingerprint = await asyncio.to_thread(fingerprint, directory.path, self.options.model_config_name)
             try:
@@ -497,9 +498,9 @@ class ModelManager:
                 await self.unload(name, explicit=False)
                 record.wanted = False
         for name, directory in found.items():
-            record = self._records.get(name)
+            known = self._records.get(name)
             current = await asyncio.to_thread(fingerprint, directory.path, self.options.model_config_name)
-            if record is not None and record.fingerprint == current and (record.serving or record.error):
+            if known is not None and known.fingerprint == current and (known.serving or known.error):
                 continue
             try:
                 await self.load(name, directories=found)

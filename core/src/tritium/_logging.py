@@ -6,8 +6,9 @@ Formats (times in UTC, as tritonserver writes them)::
     ISO8601:  2024-11-25T16:20:00Z I 1234 _server.py:42] server is ready
 
 Severity letters: ``E`` error (and critical), ``W`` warning, ``I`` info, ``V`` verbose (debug).
-``--log-info/--log-warning/--log-error=false`` drop that severity; ``--log-verbose=N`` with N > 0 lets
-debug records through. The handler is installed on the root logger, so plugins' loggers are included.
+``--log-info/--log-warning/--log-error=false`` drop that severity; ``--log-verbose=1`` lets the debug
+records of Tritium and its plugins (loggers named ``tritium*``) through, ``--log-verbose=2`` and up those of
+every library too. The handler is installed on the root logger, so plugins' loggers are included.
 """
 
 from __future__ import annotations
@@ -109,8 +110,10 @@ class TritonLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
             allowed = self.log_warning
         elif level >= logging.INFO:
             allowed = self.log_info
-        else:
+        elif record.name.startswith("tritium"):
             allowed = self.log_verbose > 0
+        else:
+            allowed = self.log_verbose > 1  # other libraries' debug chatter (asyncio, grpc) only from 2
         return allowed and bool(super().filter(record))
 
     def close(self) -> None:

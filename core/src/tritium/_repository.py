@@ -76,7 +76,7 @@ def scan_repositories(paths: Sequence[str | os.PathLike[str]]) -> RepositoryScan
 def version_numbers(model_dir: Path) -> list[int]:
     """Numeric version folders, ascending. Names that are not decimal numbers, or that start with "0",
     are ignored, as Triton does."""
-    versions = []
+    versions: list[int] = []
     if not model_dir.is_dir():
         return versions
     for entry in model_dir.iterdir():

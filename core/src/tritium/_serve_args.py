@@ -237,7 +237,12 @@ def build_serve_parser(host: PluginHost) -> _Parser:
                     choices=opt.choices,
                 )
     for foreign in _foreign_flags(host):
-        kwargs: dict[str, Any] = {"dest": _FOREIGN + foreign.flag, "action": "append", "help": argparse.SUPPRESS}
+        kwargs: dict[str, Any] = {
+            "dest": _FOREIGN + foreign.flag,
+            "action": "append",
+            "default": argparse.SUPPRESS,
+            "help": argparse.SUPPRESS,
+        }
         if foreign.boolean:
             kwargs.update(nargs="?", const="true")
         parser.add_argument(foreign.flag, **kwargs)
@@ -291,8 +296,6 @@ def _not_installed(family: PluginFamily, flag: str, host: PluginHost) -> UsageEr
         return UsageError(f"flag {flag} belongs to {owner}, which is disabled (--disable-plugin {family.plugin})")
     if info is not None and info.error:
         return UsageError(f"flag {flag} belongs to {owner}, which failed to load: {info.error}")
-    if info is not None:
-        return UsageError(f"unknown flag {flag}: {owner} does not declare it (see tritium serve --help)")
     return UsageError(f"flag {flag} belongs to {owner}, which is not installed: pip install {family.distribution}")
 
 
@@ -304,12 +307,17 @@ def _check_extras(extras: Sequence[str], host: PluginHost, parser: _Parser) -> N
     for token in extras:
         if token.startswith("-") and token not in ("-", "--"):
             flag = token.split("=", 1)[0]
-            family = family_of(flag)
-            if family is not None:
-                raise _not_installed(family, flag, host)
-            known = [s for action in parser._actions for s in action.option_strings]
+            known = [s for action in parser._actions for s in action.option_strings if s.startswith("--")]
             hint = difflib.get_close_matches(flag, known, n=1)
             suggestion = f" (did you mean {hint[0]}?)" if hint else ""
+            family = family_of(flag)
+            if family is not None and not _plugin_loaded(host, family.plugin):
+                raise _not_installed(family, flag, host)
+            if family is not None:
+                raise UsageError(
+                    f"unknown flag {flag}{suggestion}: the {family.kind_words} plugin {family.plugin!r} "
+                    f"does not declare it (see tritium serve --help)"
+                )
             raise UsageError(f"unrecognized flag {flag}{suggestion}")
         raise UsageError(f"unexpected argument {token!r}: tritium serve takes only flags")
 

@@ -44,6 +44,25 @@ def component_options(specs_options: Sequence[Any], given: Mapping[str, Any]) ->
     return resolved
 
 
+def format_model_table(index: Sequence[Mapping[str, Any]]) -> str:
+    """The model/version/status table Triton prints at startup."""
+    rows = [("Model", "Version", "Status")]
+    for entry in index:
+        status = entry.get("state", "") or "UNAVAILABLE: not loaded"
+        if entry.get("state") == "UNAVAILABLE" and entry.get("reason"):
+            status = f"UNAVAILABLE: {entry['reason']}"
+        rows.append((str(entry["name"]), str(entry.get("version", "")), status))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    rule = "+" + "+".join("-" * (w + 2) for w in widths) + "+"
+    lines = [rule]
+    for i, row in enumerate(rows):
+        lines.append("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
+        if i == 0:
+            lines.append(rule)
+    lines.append(rule)
+    return "\n".join(lines)
+
+
 class Server:
     """A Tritium server. ``plugins`` adds ``(name, module-or-object)`` plugins besides the entry points."""
 
@@ -108,6 +127,7 @@ class Server:
                     "failed to load all models: " + ", ".join(failed) + " (see the log for each reason; "
                     "--exit-on-error=false serves the others)"
                 )
+            _log.info("model status:\n%s", format_model_table(service.repository_index()))
             service.mark_live()
             self._frontends = self._create_components("frontend", self.host.frontends)
             for frontend in self._frontends:

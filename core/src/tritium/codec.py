@@ -106,7 +106,7 @@ def encode_tensor(array: np.ndarray[Any, Any], datatype: DataType) -> bytes | me
         array = np.ascontiguousarray(array)
     if wanted.byteorder == ">":
         array = array.astype(wanted.newbyteorder("<"))
-    return memoryview(array.reshape(-1).view(np.uint8))
+    return memoryview(array.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
 
 
 def byte_size(array: np.ndarray[Any, Any], datatype: DataType) -> int:

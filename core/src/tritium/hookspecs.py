@@ -40,7 +40,7 @@ def tritium_add_hookspecs(pluginmanager: pluggy.PluginManager) -> None:
 
 
 @hookspec
-def tritium_register_backends() -> Sequence[BackendSpec]:
+def tritium_register_backends() -> Sequence[BackendSpec]:  # type: ignore[empty-body]
     """Return the backends this plugin provides.
 
     Called once at assembly. Each :class:`tritium.BackendSpec` names the backend (``backend:`` in a model
@@ -50,7 +50,7 @@ def tritium_register_backends() -> Sequence[BackendSpec]:
 
 
 @hookspec
-def tritium_register_schedulers() -> Sequence[SchedulerSpec]:
+def tritium_register_schedulers() -> Sequence[SchedulerSpec]:  # type: ignore[empty-body]
     """Return the schedulers this plugin provides.
 
     Called once at assembly. Each :class:`tritium.SchedulerSpec` names the model-config section it serves
@@ -60,7 +60,7 @@ def tritium_register_schedulers() -> Sequence[SchedulerSpec]:
 
 
 @hookspec
-def tritium_register_frontends() -> Sequence[FrontendSpec]:
+def tritium_register_frontends() -> Sequence[FrontendSpec]:  # type: ignore[empty-body]
     """Return the frontends (network protocols) this plugin provides.
 
     Called once at assembly. The factory gets the :class:`tritium.InferenceService` and the frontend's
@@ -69,7 +69,7 @@ def tritium_register_frontends() -> Sequence[FrontendSpec]:
 
 
 @hookspec
-def tritium_register_metrics_sinks() -> Sequence[MetricsSinkSpec]:
+def tritium_register_metrics_sinks() -> Sequence[MetricsSinkSpec]:  # type: ignore[empty-body]
     """Return the metrics sinks this plugin provides.
 
     Called once at assembly. Every enabled sink receives every kernel event through

@@ -287,8 +287,11 @@ async def test_infer_errors(client: Any) -> None:
         await client.infer("echo", [_input("INPUT0", x)], request_id="bad", parameters={"fail": True})
     assert _status(info.value) == ("StatusCode.INTERNAL", "echo failed for 'bad'")
     with pytest.raises(InferenceServerException) as info:
-        await client.infer("echo", [_input("INPUT0", x)], parameters={"triton_x": 1})
-    assert info.value.status() == "StatusCode.INVALID_ARGUMENT"
+        await client.infer("echo", [_input("INPUT0", x[:, :3]), _input("INPUT0", x)])
+    assert _status(info.value) == (
+        "StatusCode.INVALID_ARGUMENT",
+        "[request id: <id_unknown>] input 'INPUT0' already exists in request",
+    )
 
 
 async def test_compressed_responses(echo_service: Any, make_frontend: Any) -> None:
@@ -305,7 +308,7 @@ async def test_header_forwarding(echo_service: Any, make_frontend: Any) -> None:
     frontend = await make_frontend(echo_service, header_forward_pattern="^x-fwd")
     x = np.zeros((1, 16), dtype=np.float32)
     async with aioclient.InferenceServerClient(f"127.0.0.1:{frontend.port}") as c:
-        await c.infer("echo", [_input("INPUT0", x)], headers={"X-Fwd-User": "alice", "other": "no"})
+        await c.infer("echo", [_input("INPUT0", x)], headers={"x-fwd-user": "alice", "other": "no"})
         assert echo_service.requests[-1].parameters == {"x-fwd-user": "alice"}
     frontend = await make_frontend(echo_service, header_forward_pattern="priority|x")
     async with aioclient.InferenceServerClient(f"127.0.0.1:{frontend.port}") as c:
@@ -345,7 +348,6 @@ async def test_stream_decoupled_responses_and_final_flag(client: Any) -> None:
             "inputs": [_input("INPUT0", x)],
             "request_id": "b",
             "parameters": {"repeat": 1},
-            "enable_empty_final_response": True,
         }
         yield {"model_name": "repeat", "inputs": [_input("INPUT0", x)], "request_id": "c", "parameters": {"repeat": 0}}
 
@@ -358,7 +360,23 @@ async def test_stream_decoupled_responses_and_final_flag(client: Any) -> None:
         )
         if response.outputs:
             assert np.array_equal(result.as_numpy("OUTPUT0"), x)
-    assert seen == {"a": [(False, 1), (False, 1), (True, 1)], "b": [(False, 1), (True, 0)]}
+    assert seen == {"a": [(False, 1), (False, 1), (True, 1)], "b": [(True, 1)]}
+
+
+async def test_stream_empty_final_response_on_request(served: tuple[Any, Any]) -> None:
+    _, frontend = served
+    message = client_pb.ModelInferRequest(model_name="repeat", id="e")
+    message.parameters["repeat"].int64_param = 1
+    message.parameters["triton_enable_empty_final_response"].bool_param = True
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{frontend.port}") as channel:
+        stream = channel.stream_stream(
+            "/inference.GRPCInferenceService/ModelStreamInfer",
+            request_serializer=client_pb.ModelInferRequest.SerializeToString,
+            response_deserializer=client_pb.ModelStreamInferResponse.FromString,
+        )
+        responses = [r async for r in stream(iter([message]))]
+    flags = [(r.infer_response.parameters["triton_final_response"].bool_param, len(r.infer_response.outputs)) for r in responses]
+    assert flags == [(False, 0), (True, 0)]
 
 
 async def test_stream_errors_are_in_stream(client: Any) -> None:
@@ -428,7 +446,8 @@ async def test_restricted_protocols(echo_service: Any, make_frontend: Any) -> No
             with pytest.raises(InferenceServerException):
                 await call({"triton-grpc-protocol-admin-key": "wrong"})
             await call(good)
-        results = [r async for r in c.stream_infer(_one_request("echo", x))]
-        assert str(results[0][1]) == expected[1]
+        with pytest.raises(grpc.aio.AioRpcError) as stream_info:
+            _ = [r async for r in c.stream_infer(_one_request("echo", x))]
+        assert stream_info.value.details() == expected[1]
         results = [r async for r in c.stream_infer(_one_request("echo", x), headers=good)]
         assert results[0][1] is None

@@ -11,6 +11,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tritium_frontend_http._frontend import HttpFrontend
+from tritium_frontend_http._settings import HttpSettings
+
 from tritium import (
     DataType,
     InferenceRequest,
@@ -20,9 +23,6 @@ from tritium import (
     Tensor,
     TritiumError,
 )
-
-from tritium_frontend_http._frontend import HttpFrontend
-from tritium_frontend_http._settings import HttpSettings
 
 
 class FakeService(InferenceService):
@@ -122,9 +122,7 @@ class FakeService(InferenceService):
                                 [f"{float(t.data.reshape(-1)[j]):f}:{j}".encode() for j in top], dtype=object
                             )
                             tensors[i] = Tensor(t.name, DataType.BYTES, labels)
-        return InferenceResponse(
-            model_name=request.model_name, model_version="1", id=request.id, outputs=tensors
-        )
+        return InferenceResponse(model_name=request.model_name, model_version="1", id=request.id, outputs=tensors)
 
     async def infer_stream(self, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:  # type: ignore[override]
         self._check(request.model_name)
@@ -153,7 +151,9 @@ class FakeService(InferenceService):
     def repository_index(self, repository: str = "", ready_only: bool = False) -> list[dict[str, Any]]:
         return [{"name": "simple", "version": "1", "state": "READY", "reason": ""}]
 
-    async def load_model(self, name: str, *, config: str | None = None, files: Mapping[str, bytes] | None = None) -> None:
+    async def load_model(
+        self, name: str, *, config: str | None = None, files: Mapping[str, bytes] | None = None
+    ) -> None:
         self.loaded.append((name, config, files))
 
     async def unload_model(self, name: str, *, unload_dependents: bool = False) -> None:
@@ -218,3 +218,15 @@ def fake_service() -> FakeService:
 def http_frontend(fake_service: FakeService) -> Iterator[RunningFrontend]:
     with RunningFrontend(fake_service) as running:
         yield running
+
+
+@pytest.fixture
+def make_service() -> Any:
+    """``make_service(allow_shm=False)`` -> a new :class:`FakeService`."""
+    return FakeService
+
+
+@pytest.fixture
+def run_frontend() -> Any:
+    """``with run_frontend(service, **options) as running:`` -> a :class:`RunningFrontend`."""
+    return RunningFrontend

@@ -11,11 +11,11 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tritium import DataType, InferenceResponse, Tensor, TritiumError, codec
-from tritium.testing import strategies as tst
-
 from tritium_frontend_http._inference import OutputPlan, decode_request, encode_response
 from tritium_frontend_http._tensors import array_to_json
+
+from tritium import DataType, InferenceResponse, Tensor, TritiumError, codec
+from tritium.testing import strategies as tst
 
 LIMIT = 1 << 26
 JSON_TYPES = [d for d in DataType if d not in (DataType.FP16, DataType.BF16)]
@@ -149,10 +149,39 @@ def test_binary_input_is_a_view_of_the_body() -> None:
 
 _FRAGMENTS = st.sampled_from(
     [
-        b"{", b"}", b"[", b"]", b",", b":", b'"inputs"', b'"outputs"', b'"name"', b'"X"', b'"shape"',
-        b'"datatype"', b'"INT32"', b'"BYTES"', b'"FP16"', b'"data"', b'"parameters"', b'"binary_data_size"',
-        b'"shared_memory_region"', b'"classification"', b'"binary_data"', b'"id"', b"1", b"-1", b"0",
-        b"1e400", b"18446744073709551616", b"true", b"null", b"NaN", b'"\\u0000"', b"\xff", b" ",
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b",",
+        b":",
+        b'"inputs"',
+        b'"outputs"',
+        b'"name"',
+        b'"X"',
+        b'"shape"',
+        b'"datatype"',
+        b'"INT32"',
+        b'"BYTES"',
+        b'"FP16"',
+        b'"data"',
+        b'"parameters"',
+        b'"binary_data_size"',
+        b'"shared_memory_region"',
+        b'"classification"',
+        b'"binary_data"',
+        b'"id"',
+        b"1",
+        b"-1",
+        b"0",
+        b"1e400",
+        b"18446744073709551616",
+        b"true",
+        b"null",
+        b"NaN",
+        b'"\\u0000"',
+        b"\xff",
+        b" ",
     ]
 )
 

@@ -9,9 +9,9 @@ from typing import Any
 import attrs
 import numpy as np
 import pytest
+from tritium_scheduler_dynamic import DynamicBatcher
 
 from tritium import FailureReason, InferenceRequest, QueueSizeChanged, StatusCode, TritiumError
-from tritium_scheduler_dynamic import DynamicBatcher
 
 MS = 1_000_000
 US = 1_000

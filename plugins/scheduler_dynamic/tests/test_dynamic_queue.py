@@ -7,7 +7,6 @@ from collections.abc import Hashable
 import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from tritium_scheduler_dynamic import BatcherSettings, BatchQueue, Entry, QueuePolicy
 
 US = 1_000

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from tritium_scheduler_dynamic import BatcherSettings, QueuePolicy
 from tritium_scheduler_dynamic._settings import delay_count
 

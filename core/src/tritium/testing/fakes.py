@@ -33,7 +33,7 @@ from tritium._errors import TritiumError
 from tritium._events import Event
 from tritium._service import InferenceService
 from tritium._specs import BackendSpec
-from tritium._tensors import InferenceRequest, InferenceResponse
+from tritium._tensors import InferenceRequest, InferenceResponse, RequestedOutput, Tensor
 from tritium.abc import (
     Backend,
     Batch,
@@ -53,6 +53,7 @@ __all__ = [
     "FakePlugin",
     "IdentityBackend",
     "IdentityInstance",
+    "LoopbackClient",
     "LoopbackFrontend",
     "RecordingInstance",
     "RecordingSink",
@@ -352,6 +353,52 @@ class LoopbackFrontend(Frontend):
             return [r async for r in self.service.infer_stream(request)]
         finally:
             self._in_flight -= 1
+
+
+class LoopbackClient:
+    """A :class:`tritium.testing.FrontendClient` for :class:`LoopbackFrontend`: the reference adapter (a
+    network frontend's adapter does the same through its protocol's client library)."""
+
+    def __init__(self, frontend: LoopbackFrontend) -> None:
+        self.frontend = frontend
+
+    async def live(self) -> bool:
+        return bool(self.frontend.call(self.frontend.service.server_live))
+
+    async def ready(self) -> bool:
+        return bool(self.frontend.call(self.frontend.service.server_ready))
+
+    async def model_ready(self, model: str) -> bool:
+        return bool(self.frontend.call(self.frontend.service.model_ready, model))
+
+    async def server_metadata(self) -> Mapping[str, Any]:
+        return dict(self.frontend.call(self.frontend.service.server_metadata))
+
+    async def model_metadata(self, model: str) -> Mapping[str, Any]:
+        return dict(self.frontend.call(self.frontend.service.model_metadata, model))
+
+    @staticmethod
+    def _request(model: str, inputs: Sequence[Tensor], outputs: Sequence[str] | None) -> InferenceRequest:
+        return InferenceRequest(
+            model_name=model,
+            inputs={t.name: t for t in inputs},
+            requested_outputs=[RequestedOutput(name) for name in outputs or ()],
+        )
+
+    async def infer(
+        self, model: str, inputs: Sequence[Tensor], outputs: Sequence[str] | None = None
+    ) -> Mapping[str, np.ndarray[Any, Any]]:
+        response = await self.frontend.infer(self._request(model, inputs, outputs))
+        return {t.name: t.data for t in response.outputs}
+
+    async def stream_infer(
+        self, model: str, inputs: Sequence[Tensor]
+    ) -> Sequence[Mapping[str, np.ndarray[Any, Any]]]:
+        responses = await self.frontend.infer_stream(self._request(model, inputs, None))
+        return [{t.name: t.data for t in r.outputs} for r in responses]
+
+    async def close(self) -> None:
+        """Nothing to close in-process."""
 
 
 # ----------------------------------------------------------------------------------------- plugin

@@ -88,13 +88,12 @@ def check_config(config: ModelConfig) -> None:
     where = f"repeat model '{config.name}'"
     if _is_decoupled(config) and config.max_batch_size > 0:
         raise tritium.ConfigError(f"{where}: a decoupled repeat model does not batch; set max_batch_size: 0")
-    names = {t.name for t in config.input}
-    if "IN" not in names:
-        raise tritium.ConfigError(f"{where}: input 'IN' is missing")
     for tensor in config.input:
         if tensor.name not in INPUTS:
             raise tritium.ConfigError(f"{where}: unexpected input '{tensor.name}'; expected IN, DELAY, WAIT")
         _check_datatype(where, tensor, INPUTS[tensor.name][0])
+    if "IN" not in {t.name for t in config.input}:
+        raise tritium.ConfigError(f"{where}: input 'IN' is missing")
     for tensor in config.output:
         if tensor.name not in OUTPUTS:
             raise tritium.ConfigError(f"{where}: unexpected output '{tensor.name}'; expected OUT, IDX")

@@ -21,9 +21,7 @@ DEFAULT_MAX_INPUT_SIZE = 1 << 26
 
 HTTP_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("port", int, 8000, "Port the HTTP/REST endpoint listens on.", flag="--http-port"),
-    OptionSpec(
-        "address", str, "0.0.0.0", "Address the HTTP/REST endpoint binds to.", flag="--http-address"
-    ),
+    OptionSpec("address", str, "0.0.0.0", "Address the HTTP/REST endpoint binds to.", flag="--http-address"),
     OptionSpec(
         "max_input_size",
         int,

@@ -284,8 +284,7 @@ class HttpApp:
             raise invalid(f"Unable to parse {HEADER_LENGTH}, got: {value}") from None
         except OverflowError:
             raise invalid(
-                f"Unable to parse {HEADER_LENGTH}, value is out of range [ {_INT32_MIN}, {_INT32_MAX} ], "
-                f"got: {value}"
+                f"Unable to parse {HEADER_LENGTH}, value is out of range [ {_INT32_MIN}, {_INT32_MAX} ], got: {value}"
             ) from None
         if length < 0 or length > content_length:
             raise invalid(f"inference header size should be in range (0, {content_length}), got: {value}")
@@ -296,9 +295,7 @@ class HttpApp:
         self._method(request, "POST")
         service = self.service
         if service.is_decoupled(model, version):
-            raise TritiumError.unsupported(
-                "HTTP end point doesn't support models with decoupled transaction policy"
-            )
+            raise TritiumError.unsupported("HTTP end point doesn't support models with decoupled transaction policy")
         headers = request.headers
         header_value = headers.get(HEADER_LENGTH)
         limit = self.settings.max_input_size
@@ -318,9 +315,7 @@ class HttpApp:
                 self._raw_specs[(model, version)] = spec
             infer_request, plan = decode_raw_request(body, model, version, spec, max_input_size=limit)
         else:
-            infer_request, plan = decode_request(
-                body, header_length, model, version, max_input_size=limit, shm=shm
-            )
+            infer_request, plan = decode_request(body, header_length, model, version, max_input_size=limit, shm=shm)
         pattern = self.settings.header_forward
         if pattern is not None:
             raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
@@ -389,9 +384,7 @@ class HttpApp:
                 first = await iterator.__anext__()
             except StopAsyncIteration:
                 first = None
-            response = web.StreamResponse(
-                status=200, headers={"Content-Type": "text/event-stream; charset=utf-8"}
-            )
+            response = web.StreamResponse(status=200, headers={"Content-Type": "text/event-stream; charset=utf-8"})
             await response.prepare(request)
             item = first
             while item is not None:
@@ -467,9 +460,7 @@ class HttpApp:
             update: dict[str, Any] = {}
             if type(doc) is dict:
                 if doc.get("log_file") is not None:
-                    raise TritiumError.unsupported(
-                        "log file location can not be updated through network protocol"
-                    )
+                    raise TritiumError.unsupported("log file location can not be updated through network protocol")
                 for key in ("log_info", "log_warning", "log_error"):
                     if doc.get(key) is not None:
                         update[key] = js.as_bool(doc[key])
@@ -536,8 +527,7 @@ class HttpApp:
             if region:
                 if registry.allowed and any(r["name"] == region for r in registry.status(None)):
                     raise TritiumError.not_found(
-                        f"The region named '{region}' is registered as system shared memory, not CUDA "
-                        "shared memory"
+                        f"The region named '{region}' is registered as system shared memory, not CUDA shared memory"
                     )
                 raise TritiumError.not_found(f"Unable to find cuda shared memory region: '{region}'")
             return json_response([])

@@ -118,9 +118,7 @@ class GenerateConverter:
         self.request.inputs[name] = Tensor(name, datatype, array)
 
 
-def decode_generate(
-    doc: Any, model: str, version: str, inputs: InputMetadata, max_input_size: int
-) -> InferenceRequest:
+def decode_generate(doc: Any, model: str, version: str, inputs: InputMetadata, max_input_size: int) -> InferenceRequest:
     """The InferenceRequest for a parsed generate body."""
     request = InferenceRequest(model_name=model, inputs={}, model_version=parse_version(version))
     if type(doc) is not dict:

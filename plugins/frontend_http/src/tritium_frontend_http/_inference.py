@@ -127,8 +127,7 @@ def _apply_parameters(doc: dict[str, Any], request: InferenceRequest, plan: Outp
             plan.default_binary = _bool_param(params, key, "Unable to parse 'binary_data_output'")
         elif key.startswith("triton_"):
             raise invalid(
-                "parameter keys starting with 'triton_' are reserved for Triton usage and should not be "
-                "specified."
+                "parameter keys starting with 'triton_' are reserved for Triton usage and should not be specified."
             )
         else:
             request.parameters[key] = custom_parameter(key, value)
@@ -212,8 +211,7 @@ def _decode_input(
         available = len(body) - offset
         if size > available:
             raise invalid(
-                f"unexpected size for input '{name}', expecting {size - available} additional bytes for "
-                f"model '{model}'"
+                f"unexpected size for input '{name}', expecting {size - available} additional bytes for model '{model}'"
             )
         data = body[offset : offset + size]
         offset += size
@@ -271,8 +269,7 @@ def _binary(
         raise invalid(f"invalid datatype for input {name}")
     if any(d < 0 for d in dims):
         raise invalid(
-            f"invalid shape for input '{name}': shape {shape_to_string(dims)} contains one or more invalid "
-            "dimensions"
+            f"invalid shape for input '{name}': shape {shape_to_string(dims)} contains one or more invalid dimensions"
         )
     return binary_to_array(datatype, tuple(dims), data, name, model, request_id)
 
@@ -432,9 +429,7 @@ def decode_raw_request(
     return request, OutputPlan(default_binary=True)
 
 
-def forward_headers(
-    request: InferenceRequest, headers: Iterable[tuple[str, str]], pattern: Any
-) -> None:
+def forward_headers(request: InferenceRequest, headers: Iterable[tuple[str, str]], pattern: Any) -> None:
     """``--http-header-forward-pattern``: matching headers become string request parameters."""
     for key, value in headers:
         if pattern.search(key) is None:

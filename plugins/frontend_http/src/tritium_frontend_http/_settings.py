@@ -41,8 +41,7 @@ def parse_restricted_apis(specs: Sequence[str]) -> dict[str, tuple[str, str]]:
         key, eq, value = rest.partition("=")
         if not sep or not eq or not apis or not key:
             raise ValueError(
-                f"--http-restricted-api option format is '<main config name>:<sub config name>=<value>'. "
-                f"Got {spec}"
+                f"--http-restricted-api option format is '<main config name>:<sub config name>=<value>'. Got {spec}"
             )
         for api in apis.split(","):
             api = api.strip()

@@ -264,8 +264,7 @@ def array_to_json(array: np.ndarray[Any, Any], datatype: DataType, name: str) ->
         return out
     if datatype is DataType.FP16 or datatype is DataType.BF16:
         raise invalid(
-            f"sending {datatype.value} data via JSON is not supported. Please use the binary data format "
-            "for output"
+            f"sending {datatype.value} data via JSON is not supported. Please use the binary data format for output"
         )
     flat = array.reshape(-1)
     wanted = datatype.numpy_dtype

@@ -70,6 +70,8 @@ class DynamicBatcher(Scheduler):
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._wake_ns = 0
+        self._waiting_for_instance = False
         self._inflight: set[asyncio.Task[None]] = set()
         self._last_pending = 0
         # preserve_ordering: responses are released in the order requests were put into batches.
@@ -100,7 +102,7 @@ class DynamicBatcher(Scheduler):
             # Like Triton, a refused enqueue is the caller's error only: no statistics are recorded.
             raise TritiumError.unavailable(_log_prefix(request) + QUEUE_FULL_MESSAGE)
         self._queue_changed()
-        self._notify()
+        self._arrived(entry)
         try:
             return await pending.future
         except asyncio.CancelledError:
@@ -159,12 +161,19 @@ class DynamicBatcher(Scheduler):
 
     async def _acquire(self) -> InstanceLease:
         """A free instance; while none is, reject queued requests as their timeouts expire."""
+        lease = self._pool.try_acquire()
+        if lease is not None:
+            return lease
         acquiring = asyncio.ensure_future(self._pool.acquire())
-        while not acquiring.done():
-            deadline = self._queue.next_reject_deadline()
-            timeout = None if deadline == 0 else max(deadline - self._clock() + 1, 1_000) / 1e9
-            await asyncio.wait((acquiring,), timeout=timeout)
-            self._reject(self._queue.reject_expired(self._clock()))
+        self._waiting_for_instance = True
+        try:
+            while not acquiring.done():
+                deadline = self._queue.next_reject_deadline()
+                timeout_ns = max(deadline - self._clock() + 1, 1_000) if deadline else 0
+                await self._wait(timeout_ns, until=acquiring)
+                self._reject(self._queue.reject_expired(self._clock()))
+        finally:
+            self._waiting_for_instance = False
         return acquiring.result()
 
     async def _form(self) -> list[Entry]:
@@ -182,18 +191,39 @@ class DynamicBatcher(Scheduler):
                 wait_ns = min(wait_ns, max(deadline - self._clock() + 1, 1_000))
             await self._wait(wait_ns)
 
-    async def _wait(self, timeout_ns: int) -> None:
-        """Sleep until a request arrives, close() is called, or ``timeout_ns`` (0 = no timeout) passed."""
+    async def _wait(self, timeout_ns: int, until: asyncio.Future[Any] | None = None) -> None:
+        """Sleep until a request arrives (see :meth:`_arrived`), close() is called, ``until`` is done,
+        or ``timeout_ns`` (0 = no timeout) passed."""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiter = waiter
+        self._wake_ns = self._clock() + timeout_ns if timeout_ns > 0 else 0
         timer = loop.call_later(timeout_ns / 1e9, _wake, waiter) if timeout_ns > 0 else None
+        callback = None
+        if until is not None:
+            def callback(_: asyncio.Future[Any]) -> None:
+                _wake(waiter)
+
+            until.add_done_callback(callback)
         try:
             await waiter
         finally:
             self._waiter = None
             if timer is not None:
                 timer.cancel()
+            if until is not None and callback is not None:
+                until.remove_done_callback(callback)
+
+    def _arrived(self, entry: Entry) -> None:
+        """Wake the batcher for a new request when it matters: always while it forms a batch; while it
+        waits for an instance, only when the request's timeout comes before the batcher's next wake-up."""
+        if self._waiter is None:
+            return
+        if self._waiting_for_instance and not (
+            entry.deadline_ns and (self._wake_ns == 0 or entry.deadline_ns < self._wake_ns)
+        ):
+            return
+        self._notify()
 
     def _notify(self) -> None:
         waiter = self._waiter

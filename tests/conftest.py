@@ -1,0 +1,165 @@
+"""Shared fixtures of the end-to-end tests: real ``tritium serve`` processes and the example repository.
+
+Every test here talks to a real server process over the network with NVIDIA's unmodified clients. Keep
+additions in their own section below, one per owner; fixtures stay generic (no protocol-specific code).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# ------------------------------------------------------------------------------------------------------
+# Real `tritium serve` processes (generic: HTTP, gRPC and metrics tests all use this).
+# ------------------------------------------------------------------------------------------------------
+
+_LAUNCHER = (
+    "import importlib, sys\n"
+    "from tritium._cli import run\n"
+    "plugins = [(m.rsplit('.', 1)[-1], importlib.import_module(m)) for m in sys.argv[1].split(',') if m]\n"
+    "sys.exit(run(sys.argv[2:], extra_plugins=plugins))\n"
+)
+"""Runs ``tritium serve`` (the same CLI code) with extra in-process plugin modules, e.g. the kernel's
+``tritium.testing.fakes`` backends, which no entry point installs."""
+
+
+def free_port() -> int:
+    """A TCP port the OS says is free on 127.0.0.1 now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def installed_plugins() -> set[str]:
+    """Entry-point names of the installed Tritium plugins."""
+    return {ep.name for ep in entry_points(group="tritium.plugins")}
+
+
+class TritiumServe:
+    """A running ``tritium serve`` process on free loopback ports.
+
+    ``grpc_port`` / ``http_port`` / ``metrics_port`` are None when that plugin is not installed (its flags
+    are then not passed). ``log()`` returns what the process printed so far.
+    """
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        *,
+        log_path: Path,
+        extra_plugins: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        plugins = installed_plugins()
+        self.http_port = free_port() if "frontend_http" in plugins else None
+        self.grpc_port = free_port() if "frontend_grpc" in plugins else None
+        self.metrics_port = free_port() if "metrics_prometheus" in plugins else None
+        flags = list(args)
+        given = " ".join(flags)
+        for flag, port in (
+            ("--http-port", self.http_port),
+            ("--grpc-port", self.grpc_port),
+            ("--metrics-port", self.metrics_port),
+        ):
+            if port is not None and flag not in given:
+                flags.append(f"{flag}={port}")
+        for flag in ("--http-address", "--grpc-address", "--metrics-address"):
+            plugin_port = {"--http-address": self.http_port, "--grpc-address": self.grpc_port}.get(flag, self.metrics_port)
+            if plugin_port is not None and flag not in given:
+                flags.append(f"{flag}=127.0.0.1")
+        if extra_plugins:
+            command = [sys.executable, "-c", _LAUNCHER, ",".join(extra_plugins), "serve", *flags]
+        else:
+            command = [str(Path(sys.executable).parent / "tritium"), "serve", *flags]
+        self.command = command
+        self.log_path = log_path
+        self._log_file = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            command,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=ROOT,
+        )
+
+    @property
+    def grpc_address(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"127.0.0.1:{self.http_port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 90.0) -> TritiumServe:
+        """Wait until every frontend port accepts connections (frontends start after the models load)."""
+        ports = [p for p in (self.http_port, self.grpc_port) if p is not None]
+        deadline = time.monotonic() + timeout
+        pending = list(ports)
+        while pending:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"tritium serve exited with {self.process.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"tritium serve not ready after {timeout}s:\n{self.log()}")
+            try:
+                with socket.create_connection(("127.0.0.1", pending[0]), timeout=0.5):
+                    pending.pop(0)
+            except OSError:
+                time.sleep(0.1)
+        return self
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM (graceful stop), then SIGKILL after ``timeout``; returns the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self._log_file.close()
+        return self.process.returncode
+
+
+@pytest.fixture(scope="session")
+def tritium_serve_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """``start(*args, extra_plugins=(), env=None, timeout=90) -> TritiumServe`` (ready); every process
+    started is stopped at the end of the session (stop one earlier with ``.stop()``)."""
+    started: list[TritiumServe] = []
+    logs = tmp_path_factory.mktemp("tritium-serve-logs")
+
+    def start(
+        *args: str, extra_plugins: Sequence[str] = (), env: dict[str, str] | None = None, timeout: float = 90.0
+    ) -> TritiumServe:
+        server = TritiumServe(
+            args, log_path=logs / f"serve-{len(started)}.log", extra_plugins=extra_plugins, env=env
+        )
+        started.append(server)
+        return server.wait_ready(timeout)
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def example_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example model repository (examples/build_repository.py): simple, simple_string, identity_fp32, ..."""
+    repo = tmp_path_factory.mktemp("example-repository") / "models"
+    subprocess.run([sys.executable, str(ROOT / "examples" / "build_repository.py"), str(repo)], check=True)
+    return repo
