@@ -15,11 +15,11 @@ PYTEST_ARGS ?=
 install: $(STAMP)
 
 # Re-installs only when a pyproject or the dev requirements changed (editable installs pick up code changes).
-$(STAMP): core/pyproject.toml $(wildcard plugins/*/pyproject.toml) requirements-dev.txt
+$(STAMP): core/pyproject.toml $(wildcard plugins/*/pyproject.toml) examples/plugin_example/pyproject.toml requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt \
-		-e './core[testing]' $(foreach p,$(PLUGINS),-e './$(p:/=)[dev]')
+		-e './core[testing]' $(foreach p,$(PLUGINS),-e './$(p:/=)[dev]') -e './examples/plugin_example[dev]'
 	touch $@
 
 examples: $(STAMP)

@@ -30,6 +30,7 @@ model whose weights live in an external data file inside a ``model.onnx/`` direc
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -153,7 +154,7 @@ def image_classification_model(seed: int = SEED) -> onnx.ModelProto:
     initializers: list[onnx.TensorProto] = []
     nodes: list[onnx.NodeProto] = []
     previous = "INPUT0"
-    for i, (cin, cout) in enumerate(zip(channels, channels[1:], strict=False)):
+    for i, (cin, cout) in enumerate(itertools.pairwise(channels)):
         weight = rng.normal(0.0, np.sqrt(2.0 / (cin * 9)), size=(cout, cin, 3, 3)).astype(np.float32)
         bias = rng.normal(0.0, 0.01, size=(cout,)).astype(np.float32)
         initializers += [numpy_helper.from_array(weight, f"conv{i}_w"),

@@ -75,7 +75,9 @@ class TritiumServe:
             if port is not None and flag not in given:
                 flags.append(f"{flag}={port}")
         for flag in ("--http-address", "--grpc-address", "--metrics-address"):
-            plugin_port = {"--http-address": self.http_port, "--grpc-address": self.grpc_port}.get(flag, self.metrics_port)
+            plugin_port = {"--http-address": self.http_port, "--grpc-address": self.grpc_port}.get(
+                flag, self.metrics_port
+            )
             if plugin_port is not None and flag not in given:
                 flags.append(f"{flag}=127.0.0.1")
         if extra_plugins:
@@ -146,9 +148,7 @@ def tritium_serve_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     def start(
         *args: str, extra_plugins: Sequence[str] = (), env: dict[str, str] | None = None, timeout: float = 90.0
     ) -> TritiumServe:
-        server = TritiumServe(
-            args, log_path=logs / f"serve-{len(started)}.log", extra_plugins=extra_plugins, env=env
-        )
+        server = TritiumServe(args, log_path=logs / f"serve-{len(started)}.log", extra_plugins=extra_plugins, env=env)
         started.append(server)
         return server.wait_ready(timeout)
 

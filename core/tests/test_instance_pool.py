@@ -159,3 +159,23 @@ async def test_classification_output_with_labels() -> None:
 def test_pool_needs_instances() -> None:
     with pytest.raises(ValueError):
         InstancePool.from_config(config(), [], model_version=1)
+
+
+async def test_fast_models_run_inline_and_slow_ones_on_worker_threads() -> None:
+    fast, slow = AddSub(), AddSub(delay=0.002)
+    fast_pool = InstancePool.from_config(config(), [fast], model_version=1, inline_threshold_ns=1_000_000)
+    slow_pool = InstancePool.from_config(config(), [slow], model_version=1, inline_threshold_ns=1_000_000)
+    for _ in range(40):
+        await run(fast_pool, [request([[1, 2, 3, 4]])])
+        await run(slow_pool, [request([[1, 2, 3, 4]])])
+    loop_thread = threading.current_thread().name
+    assert loop_thread in fast.threads
+    assert loop_thread not in slow.threads
+    assert fast_pool.statistics.execution_count == 40
+    disabled = AddSub()
+    pool = InstancePool.from_config(config(), [disabled], model_version=1, inline_threshold_ns=0)
+    for _ in range(40):
+        await run(pool, [request([[1, 2, 3, 4]])])
+    assert loop_thread not in disabled.threads
+    for p in (fast_pool, slow_pool, pool):
+        p.close()

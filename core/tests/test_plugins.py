@@ -56,7 +56,9 @@ def loaded(*plugins: tuple[str, object], strict: bool = True, disabled: tuple[st
 def test_registries_owners_and_lookups() -> None:
     onnx = backend("onnxruntime", platforms=["onnxruntime_onnx"], extra_model_filenames=["model.ort"])
     dyn = SchedulerSpec(name="dynamic", config_section="dynamic_batching", factory=_factory)
-    http = frontend("http", options=[OptionSpec("port", int, 8000, "port", flag="--http-port")], enable_flag="--allow-http")
+    http = frontend(
+        "http", options=[OptionSpec("port", int, 8000, "port", flag="--http-port")], enable_flag="--allow-http"
+    )
     sink = MetricsSinkSpec(name="prometheus", factory=_factory)
     host = loaded(
         ("backend_onnx", plugin("a", backends=[onnx])),
@@ -83,9 +85,7 @@ def test_registries_owners_and_lookups() -> None:
         host.owner("widget", "x")
     assert host.plugins() == [
         PluginInfo(name="backend_onnx", components=("backend:onnxruntime",)),
-        PluginInfo(
-            name="misc", components=("scheduler:dynamic", "frontend:http", "metrics_sink:prometheus")
-        ),
+        PluginInfo(name="misc", components=("scheduler:dynamic", "frontend:http", "metrics_sink:prometheus")),
     ]
     with pytest.raises(TypeError):
         host.backends["x"] = onnx  # type: ignore[index]
@@ -259,8 +259,9 @@ def test_invalid_declarations_are_attributed(hooks: dict[str, Any], message: str
 def test_unknown_hook_implementation() -> None:
     module = types.ModuleType("typo")
     module.tritium_register_backend = tritium.hookimpl(lambda: [])  # type: ignore[attr-defined]
-    with pytest.raises(PluginError, match=r"plugin 'typo' \(in-process\): implements an unknown hook"):
+    with pytest.raises(PluginError, match=r"plugin 'typo' \(in-process\): implements an unknown hook") as caught:
         loaded(("typo", module))
+    assert str(caught.value).endswith("(did you mean tritium_register_backends?)")
 
 
 def test_hook_with_unknown_argument() -> None:
@@ -397,9 +398,7 @@ def tritium_register_backends():
 
 def installed_others(*keep: str) -> tuple[str, ...]:
     """Entry-point names installed in this environment, to block them so a test sees only its own."""
-    return tuple(
-        ep.name for ep in importlib.metadata.entry_points(group="tritium.plugins") if ep.name not in keep
-    )
+    return tuple(ep.name for ep in importlib.metadata.entry_points(group="tritium.plugins") if ep.name not in keep)
 
 
 @pytest.fixture
@@ -436,7 +435,11 @@ def test_broken_entry_point_is_attributed(site: Path) -> None:
 
 def test_plugin_raising_at_import(site: Path) -> None:
     write_distribution(
-        site, "tmp-raise", "2.0", {"tmp_raise": "tmp_plugin_raise"}, {"tmp_plugin_raise": "raise ValueError('bad config')\n"}
+        site,
+        "tmp-raise",
+        "2.0",
+        {"tmp_raise": "tmp_plugin_raise"},
+        {"tmp_plugin_raise": "raise ValueError('bad config')\n"},
     )
     host = PluginHost(disabled=installed_others("tmp_raise"))
     host.load(strict=False)
@@ -448,7 +451,9 @@ def test_plugin_raising_at_import(site: Path) -> None:
 
 
 def test_blocked_entry_point_is_never_imported(site: Path) -> None:
-    write_distribution(site, "tmp-raise", "2.0", {"tmp_raise": "tmp_plugin_raise2"}, {"tmp_plugin_raise2": "raise SystemExit(3)\n"})
+    write_distribution(
+        site, "tmp-raise", "2.0", {"tmp_raise": "tmp_plugin_raise2"}, {"tmp_plugin_raise2": "raise SystemExit(3)\n"}
+    )
     host = PluginHost(disabled=(*installed_others("builtin"), "tmp_raise"))
     host.load()
     assert "tmp_plugin_raise2" not in sys.modules

@@ -48,6 +48,7 @@ _INT64_TYPES = frozenset(
     }
 )
 _FLOAT_TYPES = frozenset({FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE})
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 # Descriptor objects, typed loosely: protobuf's stubs describe the pure-Python descriptor classes, while the
 # runtime (upb) hands out its own, which the stubs type differently.
@@ -131,14 +132,16 @@ def _value_to_json(field: Field, value: Any) -> Any:
 
 def _float_to_json(value: float, single: bool) -> float | int | str:
     """Protobuf's JSON float: shortest text that reads back as the same float32/float64; "NaN" and
-    "Infinity" as strings; integral values without a fraction (as C++ protobuf prints them)."""
+    "Infinity" as strings; integral values without a fraction (as C++ protobuf prints them; -0.0 stays a
+    float, keeping its sign)."""
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
     if single:
-        value = float(str(np.float32(value)))
-    if value.is_integer() and abs(value) < 1e15:
+        shortest = float(str(np.float32(value)))
+        value = shortest if abs(shortest) <= _FLOAT32_MAX else value  # near the limit the exact value parses
+    if value.is_integer() and abs(value) < 1e15 and math.copysign(1.0, value) > 0:
         return int(value)
     return value
 

@@ -306,7 +306,9 @@ TRITON_ONLY_FLAGS: tuple[ForeignFlag, ...] = (
     ForeignFlag("--buffer-manager-thread-count", "there is no buffer manager thread pool"),
     ForeignFlag("--host-policy", "host policies (NUMA binding) are not supported"),
     ForeignFlag("--model-load-gpu-limit", "GPU memory limits for model loading are not enforced"),
-    ForeignFlag("--enable-peer-access", "GPU peer access is left to the frameworks", boolean=True),
+    ForeignFlag(
+        "--enable-peer-access", "GPU peer access is left to the frameworks", boolean=True, harmless=FOREIGN_BOOL_FALSE
+    ),
     ForeignFlag("--model-load-retry-count", "failed model loads are not retried", harmless=("0",)),
     ForeignFlag(
         "--model-namespacing",

@@ -33,6 +33,9 @@ _log = logging.getLogger("tritium.instances")
 
 Result = InferenceResponse | TritiumError
 
+_INLINE_MIN_SAMPLES = 16  # executions measured on worker threads before a pool may run inline
+_AVERAGE_WEIGHT = 0.05  # weight of the newest execution time in the moving average
+
 
 @attrs.define(slots=True, eq=False)
 class InstanceLease:
@@ -91,6 +94,7 @@ class InstancePool:
         emit: Callable[[Event], None] | None = None,
         clock_ns: Callable[[], int] = time.monotonic_ns,
         config: ModelConfig | None = None,
+        inline_threshold_ns: int = 0,
     ) -> None:
         if not instances:
             raise ValueError("an instance pool needs at least one instance")
@@ -111,6 +115,9 @@ class InstancePool:
             max_workers=len(self._instances), thread_name_prefix=f"tritium-{model_name}-{model_version}"
         )
         self._busy = 0
+        self.inline_threshold_ns = inline_threshold_ns
+        self._samples = 0
+        self._average_ns = 0.0
 
     @classmethod
     def from_config(
@@ -123,6 +130,7 @@ class InstancePool:
         statistics: ModelStatistics | None = None,
         emit: Callable[[Event], None] | None = None,
         clock_ns: Callable[[], int] = time.monotonic_ns,
+        inline_threshold_ns: int = 0,
     ) -> InstancePool:
         """A pool for ``instances`` of a model with this (normalized) config."""
         labels = labels or {}
@@ -143,6 +151,7 @@ class InstancePool:
             emit=emit,
             clock_ns=clock_ns,
             config=config,
+            inline_threshold_ns=inline_threshold_ns,
         )
 
     # ------------------------------------------------------------------------------------- leasing
@@ -194,14 +203,41 @@ class InstancePool:
         """
         if not requests:
             return []
-        loop = asyncio.get_running_loop()
         start_ns = self._clock()
         self._busy += 1
+        if self._runs_inline():
+            try:
+                results, timing = self._run_batch(lease.instance, requests)
+            finally:
+                self._busy -= 1
+            self._record(results, timing, requests, start_ns)
+            return results
+        loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._executor, self._run_batch, lease.instance, requests)
         lease.running = future
         future.add_done_callback(lambda fut: self._finish(fut, requests, start_ns))
         results, _timing = await asyncio.shield(future)
         return results
+
+    def _runs_inline(self) -> bool:
+        """Whether the next execution runs on the event loop thread instead of the instance's worker thread.
+
+        Handing a request to a worker thread and back costs tens of microseconds and GIL contention with the
+        event loop; for a model that executes in less than ``inline_threshold_ns`` that overhead dominates, so
+        such executions run inline (a blocked loop for less than the threshold, like any per-request work).
+        The decision follows a moving average of measured execution times, so a model that slows down (larger
+        batches, contention) moves back to its worker thread.
+        """
+        threshold = self.inline_threshold_ns
+        return threshold > 0 and self._samples >= _INLINE_MIN_SAMPLES and self._average_ns < threshold
+
+    def _observe(self, timing: _Timing) -> None:
+        total = timing.input_ns + timing.infer_ns + timing.output_ns
+        self._samples += 1
+        if self._samples == 1:
+            self._average_ns = float(total)
+        else:
+            self._average_ns += (total - self._average_ns) * _AVERAGE_WEIGHT
 
     async def execute_decoupled(
         self, lease: InstanceLease, request: InferenceRequest
@@ -298,6 +334,13 @@ class InstancePool:
         if future.cancelled() or future.exception() is not None:
             return
         results, timing = future.result()
+        self._record(results, timing, requests, start_ns)
+
+    def _record(
+        self, results: list[Result], timing: _Timing, requests: Sequence[InferenceRequest], start_ns: int
+    ) -> None:
+        """Statistics and events of one finished execution."""
+        self._observe(timing)
         ok = [r for r in results if isinstance(r, InferenceResponse)]
         if timing.infer_ns or ok:
             batch_size = sum(max(r.batch_size, 1) for r in requests)

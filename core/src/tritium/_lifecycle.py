@@ -335,6 +335,7 @@ class ModelManager:
         pool = InstancePool.from_config(
             config, instances, model_version=version, labels=prepared.labels,
             statistics=statistics, emit=self._emit,
+            inline_threshold_ns=max(self.options.inline_execution_us, 0) * 1000,
         )
         section = _scheduling_section(config)
         spec = self.host.schedulers.get(section)

@@ -15,6 +15,7 @@ The kernel reads the result through typed registries (:attr:`PluginHost.backends
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
 import logging
@@ -253,8 +254,8 @@ class PluginHost:
         for candidate in found:
             info = candidate.info
             first = seen.get(info.name)
-            if first is not None and first == info:
-                continue  # one distribution seen twice on sys.path (e.g. an editable install and a copy)
+            if first is not None and (first == info or info.name in self._disabled):
+                continue  # one distribution seen twice on sys.path, or a blocked name (never imported)
             if first is not None:
                 message = f"two plugins are named {info.name!r}: {first.label} and {info.label}; uninstall one of them"
                 if strict:
@@ -342,7 +343,19 @@ class PluginHost:
                 name = self._pm.get_name(exc.plugin)
                 if name is None:  # pragma: no cover - pluggy always reports a registered plugin
                     raise PluginError(str(exc)) from exc
-                self._problem(name, f"implements an unknown hook: {exc}", strict, exc)
+                self._problem(name, f"implements an unknown hook: {exc}{self._hook_hint(str(exc))}", strict, exc)
+
+    def _hook_hint(self, message: str) -> str:
+        match = re.search(r"unknown hook '(\w+)'", message)
+        if match is None:
+            return ""
+        known = [
+            name
+            for name in dir(self._pm.hook)
+            if name.startswith("tritium_") and getattr(self._pm.hook, name).has_spec()
+        ]
+        close = difflib.get_close_matches(match.group(1), known, n=1)
+        return f" (did you mean {close[0]}?)" if close else ""
 
     def _register_components(self, name: str, strict: bool) -> None:
         info = self._infos[name]
@@ -511,7 +524,8 @@ def _validate_spec(kind: str, spec: Any) -> None:
         )
     else:
         _check(
-            spec.enable_flag is None or (isinstance(spec.enable_flag, str) and _FLAG_RE.match(spec.enable_flag)),
+            spec.enable_flag is None
+            or (isinstance(spec.enable_flag, str) and _FLAG_RE.match(spec.enable_flag) is not None),
             f"{what}: enable_flag {spec.enable_flag!r} is not a long flag like '--allow-http'",
         )
         _check(isinstance(spec.enabled_by_default, bool), f"{what}: enabled_by_default must be a bool")

@@ -34,6 +34,7 @@ from tritium._options import ServerOptions
 from tritium._plugins import PluginHost
 from tritium._server_config import (
     ServerConfigFile,
+    _installed_components,
     assemble_server_options,
     check_kernel_value,
     check_option_value,
@@ -166,12 +167,7 @@ def _foreign_flags(host: PluginHost) -> list[ForeignFlag]:
 
 
 def _components(host: PluginHost) -> list[tuple[str, str, FrontendSpec | MetricsSinkSpec]]:
-    found: list[tuple[str, str, FrontendSpec | MetricsSinkSpec]] = []
-    for name, frontend in sorted(host.frontends.items()):
-        found.append(("frontend", name, frontend))
-    for name, sink in sorted(host.metrics_sinks.items()):
-        found.append(("metrics_sink", name, sink))
-    return found
+    return _installed_components(host)
 
 
 def build_serve_parser(host: PluginHost) -> _Parser:
@@ -225,16 +221,16 @@ def build_serve_parser(host: PluginHost) -> _Parser:
                 f"Run this {kind.replace('_', ' ')}. Config file key: enabled. "
                 f"(default: {_fmt_default(spec.enabled_by_default)})",
             )
-        for opt in spec.options:
-            if opt.flag:
+        for option in spec.options:
+            if option.flag:
                 _add(
                     group,
-                    [opt.flag],
-                    f"{_COMPONENT}{kind}.{name}:{opt.name}",
-                    opt.type,
-                    _option_help(opt),
-                    metavar=opt.name.upper() if len(opt.name) <= 12 else None,
-                    choices=opt.choices,
+                    [option.flag],
+                    f"{_COMPONENT}{kind}.{name}:{option.name}",
+                    option.type,
+                    _option_help(option),
+                    metavar=option.name.upper() if len(option.name) <= 12 else None,
+                    choices=option.choices,
                 )
     for foreign in _foreign_flags(host):
         kwargs: dict[str, Any] = {
@@ -303,13 +299,22 @@ def _plugin_loaded(host: PluginHost, plugin: str) -> bool:
     return any(info.name == plugin and not info.blocked and not info.error for info in host.plugins())
 
 
+def _suggest(flag: str, known: Sequence[str]) -> str | None:
+    """The flag the user probably meant: one it abbreviates, else the closest spelling."""
+    extending = sorted(k for k in known if k.startswith(flag))
+    if extending:
+        return extending[0]
+    close = difflib.get_close_matches(flag, known, n=1)
+    return close[0] if close else None
+
+
 def _check_extras(extras: Sequence[str], host: PluginHost, parser: _Parser) -> None:
     for token in extras:
         if token.startswith("-") and token not in ("-", "--"):
             flag = token.split("=", 1)[0]
             known = [s for action in parser._actions for s in action.option_strings if s.startswith("--")]
-            hint = difflib.get_close_matches(flag, known, n=1)
-            suggestion = f" (did you mean {hint[0]}?)" if hint else ""
+            hint = _suggest(flag, known)
+            suggestion = f" (did you mean {hint}?)" if hint else ""
             family = family_of(flag)
             if family is not None and not _plugin_loaded(host, family.plugin):
                 raise _not_installed(family, flag, host)

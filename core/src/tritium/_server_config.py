@@ -110,24 +110,25 @@ def check_option_value(where: str, kind: type, value: object, choices: Sequence[
             bad = next(v for v in value if not isinstance(v, str))
             raise ConfigError(f"{where}: expected a list of strings, got an item of type {_type_name(bad)}")
         raise ConfigError(f"{where}: expected {_TYPE_NAMES.get(kind, kind.__name__)}, got {_type_name(value)}")
+    checked: Any = value
     if kind is float:
-        value = float(value)  # type: ignore[arg-type]
+        checked = float(checked)
     if kind is list:
-        value = list(value)  # type: ignore[call-overload]
+        checked = list(checked)
     if choices is not None:
-        items = value if kind is list else [value]
+        items = checked if kind is list else [checked]
         for item in items:
             if item not in choices:
                 raise ConfigError(f"{where}: {item!r} is not one of {', '.join(repr(c) for c in choices)}")
-    return value
+    return checked
 
 
 def check_kernel_value(where: str, opt: KernelOption, value: object) -> Any:
     """Check a kernel option's value (type, choices, minimum)."""
-    value = check_option_value(where, opt.type, value, opt.choices)
-    if opt.minimum is not None and value < opt.minimum:
-        raise ConfigError(f"{where}: must be at least {opt.minimum:g}, got {value}")
-    return value
+    checked = check_option_value(where, opt.type, value, opt.choices)
+    if opt.minimum is not None and checked < opt.minimum:
+        raise ConfigError(f"{where}: must be at least {opt.minimum:g}, got {checked}")
+    return checked
 
 
 def parse_backend_config(text: str) -> tuple[str, str, str]:
@@ -280,6 +281,14 @@ def _missing_component(host: PluginHost, kind: str, name: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------- assembly
+def _installed_components(host: PluginHost) -> list[tuple[str, str, FrontendSpec | MetricsSinkSpec]]:
+    """``(kind, name, spec)`` of every installed frontend and metrics sink, sorted by kind and name."""
+    found: list[tuple[str, str, FrontendSpec | MetricsSinkSpec]] = []
+    found += [("frontend", name, spec) for name, spec in sorted(host.frontends.items())]
+    found += [("metrics_sink", name, spec) for name, spec in sorted(host.metrics_sinks.items())]
+    return found
+
+
 def component_defaults(spec: FrontendSpec | MetricsSinkSpec) -> dict[str, Any]:
     """A component's options as its plugin declares them, ``enabled`` included."""
     values: dict[str, Any] = {"enabled": spec.enabled_by_default}
@@ -318,14 +327,13 @@ def assemble_server_options(
         backends.setdefault(backend, {})[key] = value
 
     components: dict[str, dict[str, Any]] = {}
-    for kind, specs in (("frontend", host.frontends), ("metrics_sink", host.metrics_sinks)):
-        for name, spec in specs.items():
-            components[f"{kind}.{name}"] = component_defaults(spec)
+    for kind, name, spec in _installed_components(host):
+        components[f"{kind}.{name}"] = component_defaults(spec)
     if file is not None:
-        for key, given in file.components_for(host).items():
-            components[key].update(given)
-    for key, given in (component_values or {}).items():
-        components.setdefault(key, {}).update(given)
+        for key, from_file in file.components_for(host).items():
+            components[key].update(from_file)
+    for key, from_flags in (component_values or {}).items():
+        components.setdefault(key, {}).update(from_flags)
 
     mode = values["model_control_mode"]
     loads = tuple(values["load_model"])
@@ -446,14 +454,22 @@ def config_schema(host: PluginHost) -> dict[str, Any]:
             },
         },
     }
-    for kind, specs in (("frontend", host.frontends), ("metrics_sink", host.metrics_sinks)):
+    for kind in COMPONENT_KINDS:
         sections[kind] = {
             "type": "object",
             "description": f"Installed {kind.replace('_', ' ')}s and their options.",
             "properties": {
-                name: _component_schema(spec, host.owner(kind, name).name) for name, spec in sorted(specs.items())
+                name: _component_schema(spec, host.owner(kind, name).name)
+                for spec_kind, name, spec in _installed_components(host)
+                if spec_kind == kind
             },
-            "additionalProperties": False,
+            "additionalProperties": {
+                "description": f"A {kind.replace('_', ' ')} that is not installed may only be switched off.",
+                "type": "object",
+                "properties": {"enabled": {"const": False}},
+                "required": ["enabled"],
+                "additionalProperties": False,
+            },
         }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

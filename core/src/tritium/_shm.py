@@ -40,15 +40,19 @@ class SharedMemoryRegistry:
 
     def _check_allowed(self) -> None:
         if not self.allowed:
-            raise TritiumError(StatusCode.UNAVAILABLE, DISABLED_MESSAGE)
+            raise TritiumError(StatusCode.UNSUPPORTED, DISABLED_MESSAGE)
 
     def register(self, name: str, key: str, offset: int, byte_size: int) -> None:
         """Map ``byte_size`` bytes of shared memory object ``key`` from ``offset`` under ``name``."""
         self._check_allowed()
-        if name.startswith(RESERVED_PREFIX):
-            raise TritiumError.invalid_arg(
-                f"cannot register shared memory region '{name}' with reserved prefix '{RESERVED_PREFIX}'"
-            )
+        for reserved in (name, key.lstrip("/")):
+            if reserved.startswith(RESERVED_PREFIX):
+                raise TritiumError.invalid_arg(
+                    f"cannot register shared memory region '{name}' with key '{key}': the prefix "
+                    f"'{RESERVED_PREFIX}' is reserved"
+                )
+        if not key.strip("/"):
+            raise TritiumError.invalid_arg(f"invalid shared memory key '{key}' for region '{name}'")
         if offset < 0 or byte_size < 0:
             raise TritiumError.invalid_arg(
                 f"failed to register shared memory region '{name}': offset and byte_size must be >= 0"
@@ -86,8 +90,7 @@ class SharedMemoryRegistry:
                         pass  # a view is still alive; the mapping closes when it is collected
 
     def status(self, name: str | None = None) -> list[dict[str, Any]]:
-        """``[{"name","key","offset","byte_size"}]`` for one region or all."""
-        self._check_allowed()
+        """``[{"name","key","offset","byte_size"}]`` for one region or all (none while disabled)."""
         with self._lock:
             if name is not None:
                 region = self._regions.get(name)
@@ -104,7 +107,7 @@ class SharedMemoryRegistry:
         self._check_allowed()
         region = self._regions.get(name)
         if region is None:
-            raise TritiumError.invalid_arg(f"Unable to find shared memory region: '{name}'")
+            raise TritiumError.not_found(f"Unable to find shared memory region: '{name}'")
         if offset < 0 or byte_size < 0 or offset + byte_size > region.byte_size:
             raise TritiumError.invalid_arg(
                 f"Invalid offset + byte size for shared memory region: '{name}'"

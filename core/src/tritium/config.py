@@ -92,7 +92,11 @@ __all__ = [
 
 
 def autofill_backend_fields(
-    config: ModelConfig, *, model_name: str, version_dir: str | os.PathLike[str] | None = None
+    config: ModelConfig,
+    *,
+    model_name: str,
+    version_dir: str | os.PathLike[str] | None = None,
+    source: str = "",
 ) -> ModelConfig:
     """A copy of ``config`` with ``name``, ``backend``, ``platform`` and ``default_model_filename`` filled
     the way Triton infers them (its ``AutoCompleteBackendFields``), before a backend is chosen.
@@ -100,14 +104,13 @@ def autofill_backend_fields(
     ``version_dir`` is the version directory to look into for model files (Triton looks into the first
     subdirectory of the model directory in lexicographic order); None when there is none. A name of the form
     ``<model>.<backend>`` selects a custom backend when nothing else does. Raises :class:`ModelConfigError`
-    when no backend can be determined.
+    naming ``source`` (default: the model name) when no backend can be determined.
     """
     result = _copy(config)
-    source = os.fspath(version_dir) if version_dir is not None else model_name
     try:
         complete_backend_fields(result, model_name, _list_dir(version_dir))
     except Problem as problem:
-        raise problem.at(source) from None
+        raise problem.at(source or model_name) from None
     return result
 
 

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tritium_backend_repeat.backend import MODEL_FILENAME, RepeatBackend
+
+import tritium
 from tritium.config import ModelConfig, parse_model_config
 from tritium.testing import BackendConformance
 from tritium.testing.backend import run_decoupled
 from tritium.testing.builders import build_request
 from tritium.testing.fakes import model_source, placement
-
-import tritium
-from tritium_backend_repeat.backend import MODEL_FILENAME, RepeatBackend
 
 DECOUPLED = """
 name: "repeat_int32"
@@ -51,9 +51,7 @@ backend: "repeat"
 """
 
 
-def write_repeat_model(
-    repo: Path, config_text: str, model_file: str = "{}"
-) -> tuple[tritium.ModelSource, ModelConfig]:
+def write_repeat_model(repo: Path, config_text: str, model_file: str = "{}") -> tuple[tritium.ModelSource, ModelConfig]:
     """Lay out ``<repo>/<name>/config.pbtxt`` and ``1/model.repeat``; return its source and config."""
     config = parse_model_config(config_text, "config.pbtxt")
     model_dir = repo / config.name

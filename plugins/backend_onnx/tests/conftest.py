@@ -15,15 +15,11 @@ import pytest
 from google.protobuf import text_format
 
 from tritium import InstancePlacement, ModelSource
+from tritium.config import ModelConfig
 
 pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-try:
-    from tritium.config import ModelConfig
-except ImportError:  # the config module lands separately; its message class is all these tests need
-    from tritium.proto.model_config_pb2 import ModelConfig  # type: ignore[assignment]
 
 OPSET = 21
 IR_VERSION = 10

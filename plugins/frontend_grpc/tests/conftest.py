@@ -18,6 +18,7 @@ from typing import Any
 
 import grpc
 import pytest
+
 from tritium import (
     InferenceRequest,
     InferenceResponse,

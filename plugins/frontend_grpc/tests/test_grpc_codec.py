@@ -12,12 +12,13 @@ import pytest
 import tritonclient.grpc as grpcclient
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tritium import DataType, InferenceResponse, StatusCode, Tensor, TritiumError
-from tritium.testing import strategies as ts
-from tritonclient.grpc import service_pb2 as client_pb
-
 from tritium_frontend_grpc._codec import parse_version, request_from_proto, response_to_proto
 from tritium_frontend_grpc.proto import grpc_service_pb2 as pb
+from tritonclient.grpc import service_pb2 as client_pb
+
+from tritium import DataType, InferenceResponse, StatusCode, Tensor, TritiumError
+from tritium.testing import strategies as ts
+
 
 def _same(a: np.ndarray, b: np.ndarray, datatype: DataType) -> None:
     assert a.shape == b.shape
@@ -168,12 +169,24 @@ def _error(message: pb.ModelInferRequest) -> TritiumError:
 @pytest.mark.parametrize(
     ("key", "setter", "text"),
     [
-        ("sequence_id", "double_param", "invalid value type for 'sequence_id' parameter, expected int64_param or string_param."),
+        (
+            "sequence_id",
+            "double_param",
+            "invalid value type for 'sequence_id' parameter, expected int64_param or string_param.",
+        ),
         ("sequence_start", "int64_param", "invalid value type for 'sequence_start' parameter, expected bool_param."),
         ("sequence_end", "string_param", "invalid value type for 'sequence_end' parameter, expected bool_param."),
-        ("priority", "string_param", "invalid value type for 'priority' parameter, expected int64_param or uint64_param."),
+        (
+            "priority",
+            "string_param",
+            "invalid value type for 'priority' parameter, expected int64_param or uint64_param.",
+        ),
         ("timeout", "uint64_param", "invalid value type for 'timeout' parameter, expected int64_param."),
-        ("custom", "uint64_param", "invalid value type for 'custom' parameter, expected int64_param, bool_param, or string_param."),
+        (
+            "custom",
+            "uint64_param",
+            "invalid value type for 'custom' parameter, expected int64_param, bool_param, or string_param.",
+        ),
     ],
 )
 def test_parameter_type_errors(key: str, setter: str, text: str) -> None:

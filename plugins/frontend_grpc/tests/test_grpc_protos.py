@@ -30,9 +30,9 @@ def test_committed_generated_code_is_current() -> None:
 
 
 def test_generated_module_registers_in_private_pool() -> None:
-    from tritium.proto import POOL
-
     from tritium_frontend_grpc.proto import grpc_service_pb2
+
+    from tritium.proto import POOL
 
     assert grpc_service_pb2.DESCRIPTOR.pool is POOL
     assert POOL.FindMessageTypeByName("inference.ModelInferRequest") is grpc_service_pb2.ModelInferRequest.DESCRIPTOR
@@ -57,7 +57,11 @@ def test_plugin_module_import_is_cheap() -> None:
 def _fields(message: Any) -> dict[str, tuple[int, int, bool, str]]:
     result = {}
     for field in message.fields:
-        kind = field.message_type.full_name if field.message_type else (field.enum_type.full_name if field.enum_type else "")
+        kind = ""
+        if field.message_type is not None:
+            kind = field.message_type.full_name
+        elif field.enum_type is not None:
+            kind = field.enum_type.full_name
         result[field.name] = (field.number, field.type, field.is_repeated, kind)
     return result
 
@@ -78,9 +82,8 @@ def _messages(file: Any) -> dict[str, Any]:
 def test_schema_matches_tritonclient() -> None:
     """Same messages, fields (name, number, type, label, message type), oneofs and RPCs as the schema
     tritonclient was generated from."""
-    from tritonclient.grpc import service_pb2 as theirs
-
     from tritium_frontend_grpc.proto import grpc_service_pb2 as ours
+    from tritonclient.grpc import service_pb2 as theirs
 
     their_messages = _messages(theirs.DESCRIPTOR)
     our_messages = _messages(ours.DESCRIPTOR)
@@ -106,9 +109,8 @@ def test_schema_matches_tritonclient() -> None:
 
 def test_messages_cross_between_pools() -> None:
     """Our classes and tritonclient's coexist in one process and exchange bytes."""
-    from tritonclient.grpc import service_pb2 as theirs
-
     from tritium_frontend_grpc.proto import grpc_service_pb2 as ours
+    from tritonclient.grpc import service_pb2 as theirs
 
     message = ours.ModelInferRequest(model_name="m", id="1")
     message.parameters["sequence_id"].int64_param = 7
@@ -117,4 +119,4 @@ def test_messages_cross_between_pools() -> None:
     back = theirs.ModelInferRequest.FromString(message.SerializeToString())
     assert back.parameters["sequence_id"].int64_param == 7
     assert ours.ModelInferRequest.FromString(back.SerializeToString()) == message
-    assert FieldDescriptor.TYPE_BYTES == ours.ModelInferRequest.DESCRIPTOR.fields_by_name["raw_input_contents"].type
+    assert ours.ModelInferRequest.DESCRIPTOR.fields_by_name["raw_input_contents"].type == FieldDescriptor.TYPE_BYTES

@@ -159,7 +159,9 @@ async def test_trace_and_log_settings(served: tuple[Any, Any], client: Any) -> N
     service, _ = served
     trace = await client.get_trace_settings(as_json=True)
     assert trace["settings"]["trace_level"] == {"value": ["OFF"]}
-    updated = await client.update_trace_settings(settings={"trace_rate": "5", "trace_level": ["TIMESTAMPS"]}, as_json=True)
+    updated = await client.update_trace_settings(
+        settings={"trace_rate": "5", "trace_level": ["TIMESTAMPS"]}, as_json=True
+    )
     assert updated["settings"]["trace_rate"] == {"value": ["5"]}
     assert service.trace["trace_level"] == ["TIMESTAMPS"] and service.trace["trace_rate"] == "5"
     await client.update_trace_settings(settings={"trace_rate": None})
@@ -304,6 +306,48 @@ async def test_compressed_responses(echo_service: Any, make_frontend: Any) -> No
         assert results[0][1] is None
 
 
+async def _h2load_data_bytes(port: int, method: str, body: bytes, accept: str) -> int:
+    """Bytes of response DATA h2load received for 2 calls carrying ``body`` (one gRPC message)."""
+    import re
+    import struct
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".grpc") as f:
+        f.write(b"\0" + struct.pack(">I", len(body)) + body)
+        f.flush()
+        process = await asyncio.create_subprocess_exec(
+            "h2load", "-n", "2", "-c", "1", "-d", f.name,
+            "-H", "content-type: application/grpc", "-H", "te: trailers", "-H", f"grpc-accept-encoding: {accept}",
+            f"http://127.0.0.1:{port}/inference.GRPCInferenceService/{method}",
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await process.communicate()
+    text = out.decode()
+    assert "2 succeeded" in text, text
+    match = re.search(r"headers \(space savings [^)]*\), [^(]*\((\d+)\) data", text)
+    assert match, text
+    return int(match.group(1))
+
+
+@pytest.mark.parametrize("method", ["ModelInfer", "ModelStreamInfer"])
+async def test_response_compression_on_the_wire(echo_service: Any, make_frontend: Any, method: str) -> None:
+    import shutil
+
+    if shutil.which("h2load") is None:
+        pytest.skip("h2load (nghttp2-client) is not installed")
+    request = client_pb.ModelInferRequest(model_name="echo")
+    request.inputs.add(name="INPUT0", datatype="FP32", shape=[64, 256])
+    request.raw_input_contents.append(np.zeros((64, 256), dtype=np.float32).tobytes())
+    body = request.SerializeToString()
+    plain = await make_frontend(echo_service)
+    compressed = await make_frontend(echo_service, infer_response_compression_level="low")
+    accept = "identity,deflate,gzip"
+    plain_bytes = await _h2load_data_bytes(plain.port, method, body, accept)
+    compressed_bytes = await _h2load_data_bytes(compressed.port, method, body, accept)
+    assert plain_bytes > 2 * 64 * 256 * 4
+    assert compressed_bytes < plain_bytes / 20
+
+
 async def test_header_forwarding(echo_service: Any, make_frontend: Any) -> None:
     frontend = await make_frontend(echo_service, header_forward_pattern="^x-fwd")
     x = np.zeros((1, 16), dtype=np.float32)
@@ -327,7 +371,8 @@ async def test_stream_requests_run_concurrently(client: Any) -> None:
     x = np.zeros((1, 16), dtype=np.float32)
 
     async def requests() -> Any:
-        yield {"model_name": "echo", "inputs": [_input("INPUT0", x)], "request_id": "slow", "parameters": {"delay_ms": 400}}
+        yield {"model_name": "echo", "inputs": [_input("INPUT0", x)], "request_id": "slow",
+               "parameters": {"delay_ms": 400}}
         yield {"model_name": "echo", "inputs": [_input("INPUT0", x)], "request_id": "fast"}
 
     order = []
@@ -375,7 +420,10 @@ async def test_stream_empty_final_response_on_request(served: tuple[Any, Any]) -
             response_deserializer=client_pb.ModelStreamInferResponse.FromString,
         )
         responses = [r async for r in stream(iter([message]))]
-    flags = [(r.infer_response.parameters["triton_final_response"].bool_param, len(r.infer_response.outputs)) for r in responses]
+    flags = [
+        (r.infer_response.parameters["triton_final_response"].bool_param, len(r.infer_response.outputs))
+        for r in responses
+    ]
     assert flags == [(False, 0), (True, 0)]
 
 
@@ -384,7 +432,8 @@ async def test_stream_errors_are_in_stream(client: Any) -> None:
 
     async def requests() -> Any:
         yield {"model_name": "nope", "inputs": [_input("INPUT0", x)], "request_id": "bad"}
-        yield {"model_name": "echo", "inputs": [_input("INPUT0", x)], "request_id": "good", "parameters": {"delay_ms": 100}}
+        yield {"model_name": "echo", "inputs": [_input("INPUT0", x)], "request_id": "good",
+               "parameters": {"delay_ms": 100}}
 
     results = [r async for r in client.stream_infer(requests())]
     assert len(results) == 2
@@ -432,7 +481,10 @@ async def test_stop_ends_idle_streams(echo_service: Any, make_frontend: Any) -> 
 async def test_restricted_protocols(echo_service: Any, make_frontend: Any) -> None:
     frontend = await make_frontend(echo_service, restricted_protocol=["inference,health:admin-key=secret"])
     x = np.zeros((1, 16), dtype=np.float32)
-    expected = ("StatusCode.UNAVAILABLE", "This protocol is restricted, expecting header 'triton-grpc-protocol-admin-key'")
+    expected = (
+        "StatusCode.UNAVAILABLE",
+        "This protocol is restricted, expecting header 'triton-grpc-protocol-admin-key'",
+    )
     good = {"triton-grpc-protocol-admin-key": "secret"}
     async with aioclient.InferenceServerClient(f"127.0.0.1:{frontend.port}") as c:
         assert (await c.get_server_metadata()).name == "triton"  # metadata is not restricted

@@ -11,7 +11,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from tritium._datatypes import DataType
-
 from tritium.config import ModelConfig
 
 __all__ = [

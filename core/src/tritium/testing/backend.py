@@ -317,7 +317,7 @@ class BackendConformance:
         decoupled = is_decoupled(loaded_config)
 
         def run(instance: ModelInstance) -> list[Any]:
-            results = []
+            results: list[Any] = []
             for _ in range(self.concurrent_rounds):
                 for request in sample_requests:
                     if decoupled:

@@ -391,9 +391,7 @@ class LoopbackClient:
         response = await self.frontend.infer(self._request(model, inputs, outputs))
         return {t.name: t.data for t in response.outputs}
 
-    async def stream_infer(
-        self, model: str, inputs: Sequence[Tensor]
-    ) -> Sequence[Mapping[str, np.ndarray[Any, Any]]]:
+    async def stream_infer(self, model: str, inputs: Sequence[Tensor]) -> Sequence[Mapping[str, np.ndarray[Any, Any]]]:
         responses = await self.frontend.infer_stream(self._request(model, inputs, None))
         return [{t.name: t.data for t in r.outputs} for r in responses]
 

@@ -128,8 +128,12 @@ def arrays(
         )
         return hnp.arrays(np.float32, shape, elements=floats).map(lambda a: a.astype(datatype.numpy_dtype))
     if elements is None and datatype in FLOATING:
-        width = {DataType.FP16: 16, DataType.FP32: 32, DataType.FP64: 64}[datatype]
-        elements = st.floats(width=width, allow_nan=allow_nan, allow_infinity=allow_infinity)
+        if datatype is DataType.FP16:
+            elements = st.floats(width=16, allow_nan=allow_nan, allow_infinity=allow_infinity)
+        elif datatype is DataType.FP32:
+            elements = st.floats(width=32, allow_nan=allow_nan, allow_infinity=allow_infinity)
+        else:
+            elements = st.floats(width=64, allow_nan=allow_nan, allow_infinity=allow_infinity)
     return hnp.arrays(datatype.numpy_dtype, shape, elements=elements)
 
 

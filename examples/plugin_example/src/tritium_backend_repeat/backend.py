@@ -198,8 +198,10 @@ class RepeatInstance(tritium.ModelInstance):
         for row in range(rows):
             row_delays = (delay[row] if self.batching else delay) if delay is not None else None
             row_wait = (wait[row] if self.batching else wait) if wait is not None else None
-            total = float(np.sum(row_delays, dtype=np.float64)) if row_delays is not None else (
-                self.default_delay_ms * values.shape[-1]
+            total = (
+                float(np.sum(row_delays, dtype=np.float64))
+                if row_delays is not None
+                else (self.default_delay_ms * values.shape[-1])
             )
             total += float(row_wait.reshape(-1)[0]) if row_wait is not None and row_wait.size else 0.0
             longest = max(longest, total)

@@ -8,7 +8,6 @@ that framework inside the backend (in ``create_instance``), never here.
 from __future__ import annotations
 
 import tritium
-
 from tritium_backend_repeat.backend import BACKEND_NAME, MODEL_FILENAME, RepeatBackend
 
 

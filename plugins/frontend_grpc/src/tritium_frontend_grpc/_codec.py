@@ -9,9 +9,11 @@ the received buffer (:func:`tritium.codec.decode_tensor`). Responses always carr
 from __future__ import annotations
 
 from collections.abc import Mapping
+from math import prod
 from typing import Any
 
 import numpy as np
+
 from tritium import (
     DataType,
     InferenceRequest,
@@ -23,11 +25,14 @@ from tritium import (
     TritiumError,
     codec,
 )
-
 from tritium_frontend_grpc._params import ShmOutput, apply_request_parameters, shm_params
 from tritium_frontend_grpc.proto import grpc_service_pb2 as pb
 
 _DATATYPES: dict[str, DataType] = {dt.value: dt for dt in DataType}
+# Fixed-size datatypes whose raw bytes are a numpy view as they are: wire name -> (type, dtype, itemsize).
+_VIEWABLE: dict[str, tuple[DataType, np.dtype[Any], int]] = {
+    dt.value: (dt, dt.numpy_dtype, dt.itemsize) for dt in DataType if dt not in (DataType.BYTES, DataType.BOOL)
+}
 
 # The typed contents field that carries each datatype, and the datatype Triton names for each field in its
 # "unexpected explicit tensor data ... of type 'X'" message.
@@ -212,7 +217,9 @@ def request_from_proto(
 ) -> tuple[InferenceRequest, dict[str, ShmOutput] | None]:
     """Decode a ModelInferRequest into a kernel request, plus the outputs to write into shared memory
     (None when there are none). ``forwarded`` are headers matched by --grpc-header-forward-pattern."""
-    request = InferenceRequest(model_name=msg.model_name, inputs={}, model_version=parse_version(msg.model_version), id=msg.id)
+    request = InferenceRequest(
+        model_name=msg.model_name, inputs={}, model_version=parse_version(msg.model_version), id=msg.id
+    )
     if msg.parameters:
         apply_request_parameters(request, msg.parameters)
     if forwarded:
@@ -224,26 +231,48 @@ def request_from_proto(
     raw_index = 0
     for io in msg.inputs:
         name = io.name
-        dt = _DATATYPES.get(io.datatype) or _datatype(io.datatype, name, msg)
         shape = tuple(io.shape)
-        _check_shape(shape, name, msg)
-        where = shm_params(io) if io.parameters else None
-        if where is not None:
-            array = _from_shm(io, dt, shape, where, msg, shm)
-        elif io.HasField("contents"):
-            if raw_count:
-                raise TritiumError.invalid_arg(
-                    f"contents field must not be specified when using raw_input_contents for '{name}' "
-                    f"for model '{msg.model_name}'"
-                )
-            array = _from_contents(io, dt, shape, msg)
-        elif raw_index < raw_count:
-            array = _decode(dt, shape, raw[raw_index], name, msg)
+        if shape and min(shape) < 0:
+            _check_shape(shape, name, msg)
+        if raw_index < raw_count and not io.parameters and not io.HasField("contents"):
+            # The hot path (what tritonclient sends): raw bytes of a fixed-size type -> a numpy view.
+            buffer = raw[raw_index]
             raw_index += 1
+            viewable = _VIEWABLE.get(io.datatype)
+            if viewable is not None:
+                dt, np_dtype, itemsize = viewable
+                expected = prod(shape) * itemsize
+                if len(buffer) != expected:
+                    raise TritiumError.invalid_arg(
+                        f"{_prefix(msg.id)}input byte size mismatch for input '{name}' for model "
+                        f"'{msg.model_name}'. Expected {expected}, got {len(buffer)}"
+                    )
+                array = np.frombuffer(buffer, np_dtype)
+                if not array.flags.aligned:
+                    array = array.copy()
+                array = array.reshape(shape)
+            else:
+                dt = _DATATYPES.get(io.datatype) or _datatype(io.datatype, name, msg)
+                array = _decode(dt, shape, buffer, name, msg)
         else:
-            raise TritiumError.invalid_arg(
-                f"unable to find data for input tensor '{name}' for model '{msg.model_name}' in request."
-            )
+            dt = _DATATYPES.get(io.datatype) or _datatype(io.datatype, name, msg)
+            where = shm_params(io) if io.parameters else None
+            if where is not None:
+                array = _from_shm(io, dt, shape, where, msg, shm)
+            elif io.HasField("contents"):
+                if raw_count:
+                    raise TritiumError.invalid_arg(
+                        f"contents field must not be specified when using raw_input_contents for '{name}' "
+                        f"for model '{msg.model_name}'"
+                    )
+                array = _from_contents(io, dt, shape, msg)
+            elif raw_index < raw_count:
+                array = _decode(dt, shape, raw[raw_index], name, msg)
+                raw_index += 1
+            else:
+                raise TritiumError.invalid_arg(
+                    f"unable to find data for input tensor '{name}' for model '{msg.model_name}' in request."
+                )
         if name in inputs:
             raise TritiumError.invalid_arg(f"{_prefix(msg.id)}input '{name}' already exists in request")
         inputs[name] = Tensor(name, dt, array)

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from google.protobuf import json_format
-from tritium import TritiumError
 
+from tritium import TritiumError
 from tritium_frontend_grpc.proto import grpc_service_pb2 as pb
 
 

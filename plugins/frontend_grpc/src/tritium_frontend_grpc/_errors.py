@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grpc
+
 from tritium import StatusCode, TritiumError
 
 GRPC_STATUS: dict[StatusCode, grpc.StatusCode] = {

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from tritium import ConfigError, Frontend, InferenceService
 
+from tritium import ConfigError, Frontend, InferenceService
 from tritium_frontend_grpc._options import INT32_MAX, GrpcSettings
 from tritium_frontend_grpc._servicer import HEALTH_SERVICE_NAME, SERVICE_NAME, GrpcServicer
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
+
 from tritium import ConfigError, OptionSpec
 
 INT32_MAX = 2**31 - 1

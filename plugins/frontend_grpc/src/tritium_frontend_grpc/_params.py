@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
+
 from tritium import InferenceRequest, TritiumError
 
 ALLOWED_TRITON_PARAMETERS = ("triton_enable_empty_final_response",)

@@ -16,8 +16,8 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2
-from tritium import InferenceService, StatusCode, TritiumError
 
+from tritium import InferenceService, StatusCode, TritiumError
 from tritium_frontend_grpc import _control
 from tritium_frontend_grpc._codec import request_from_proto, response_to_proto
 from tritium_frontend_grpc._errors import as_tritium_error, grpc_status
@@ -83,18 +83,6 @@ _RPCS: dict[str, tuple[str, Any, Any]] = {
     "TraceSetting": ("trace", pb.TraceSettingRequest, pb.TraceSettingResponse),
     "LogSettings": ("logging", pb.LogSettingsRequest, pb.LogSettingsResponse),
 }
-
-_DONE = object()  # end of a stream's responses
-
-
-class _Abort:
-    """Close the stream with this error's status (``triton_grpc_error: true`` streams)."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: TritiumError) -> None:
-        self.error = error
-
 
 async def _abort(context: grpc.aio.ServicerContext, error: TritiumError) -> None:
     await context.abort(grpc_status(error), error.message)
@@ -342,8 +330,14 @@ class GrpcServicer:
                 error = TritiumError.unsupported(DECOUPLED_MESSAGE)
             await _abort(context, error)
         if self._compression is not None:
-            context.set_compression(self._compression)
+            await self._compress(context)
         return out
+
+    async def _compress(self, context: grpc.aio.ServicerContext) -> None:
+        """Compress this call's responses; grpc.aio applies a per-call algorithm only once the initial
+        metadata is sent explicitly."""
+        context.set_compression(self._compression)
+        await context.send_initial_metadata(())
 
     def _decoupled(self, msg: pb.ModelInferRequest) -> bool:
         try:
@@ -353,32 +347,38 @@ class GrpcServicer:
 
     async def ModelStreamInfer(
         self, request_iterator: AsyncIterator[pb.ModelInferRequest], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.ModelStreamInferResponse]:
-        """Many requests in flight on one stream: each runs as its own task and its responses are
-        written as they come. Errors are in-stream (``error_message``) unless the client opened the
-        stream with metadata ``triton_grpc_error: true``; then the first error closes the stream."""
+    ) -> None:
+        """Many requests in flight on one stream: each runs as its own task and writes its responses as
+        they come (one write at a time). Errors are in-stream (``error_message``) unless the client opened
+        the stream with metadata ``triton_grpc_error: true``; then the first error closes the stream."""
+        loop = asyncio.get_running_loop()
         metadata = context.invocation_metadata() or ()
         grpc_error_mode = any(k == "triton_grpc_error" and v == "true" for k, v in metadata)
         forwarded_pattern = self._forward
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        # --grpc-max-response-pool-size: responses produced but not yet written; producers wait beyond it.
+        write_lock = asyncio.Lock()
+        # --grpc-max-response-pool-size: responses produced and waiting to be written; producers wait beyond.
         room = asyncio.Semaphore(self._pool_size) if self._pool_size else None
         tasks: set[asyncio.Task[None]] = set()
+        all_done: asyncio.Future[None] = loop.create_future()
+        aborted: asyncio.Future[TritiumError] = loop.create_future()
         producers = 1  # the reader, plus one per request in flight
         if self._compression is not None:
-            context.set_compression(self._compression)
+            await self._compress(context)
 
         def finished(task: asyncio.Task[None]) -> None:
             nonlocal producers
             tasks.discard(task)
             producers -= 1
-            if producers == 0:
-                queue.put_nowait(_DONE)
+            if producers == 0 and not all_done.done():
+                all_done.set_result(None)
 
-        async def put(item: Any) -> None:
-            if room is not None:
-                await room.acquire()
-            queue.put_nowait(item)
+        async def send(out: pb.ModelStreamInferResponse) -> None:
+            if room is None:
+                async with write_lock:
+                    await context.write(out)
+                return
+            async with room, write_lock:
+                await context.write(out)
 
         async def serve(msg: pb.ModelInferRequest) -> None:
             try:
@@ -391,45 +391,39 @@ class GrpcServicer:
                     infer_response = out.infer_response
                     response_to_proto(response, infer_response, self._shm, shm_outputs)
                     infer_response.parameters["triton_final_response"].bool_param = response.final
-                    await put(out)
+                    await send(out)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 error = as_tritium_error(exc)
                 if grpc_error_mode:
-                    queue.put_nowait(_Abort(error))
+                    if not aborted.done():
+                        aborted.set_result(error)
                     return
                 out = pb.ModelStreamInferResponse(error_message=error.message)
                 out.infer_response.id = msg.id
                 out.infer_response.parameters["triton_final_response"].bool_param = True
-                await put(out)
+                await send(out)
 
         async def read() -> None:
             nonlocal producers
-            loop = asyncio.get_running_loop()
             async for msg in request_iterator:
                 producers += 1
                 task = loop.create_task(serve(msg))
                 tasks.add(task)
                 task.add_done_callback(finished)
 
-        reader = asyncio.get_running_loop().create_task(read())
+        reader = loop.create_task(read())
         reader.add_done_callback(finished)
         self._readers.add(reader)
         if not self.accepting:
             reader.cancel()
         try:
-            while True:
-                item = await queue.get()
-                if item is _DONE:
-                    if not reader.cancelled() and reader.exception() is not None:
-                        raise reader.exception()  # type: ignore[misc]
-                    return
-                if isinstance(item, _Abort):
-                    await _abort(context, item.error)
-                yield item
-                if room is not None:
-                    room.release()
+            await asyncio.wait((all_done, aborted), return_when=asyncio.FIRST_COMPLETED)
+            if aborted.done():
+                await _abort(context, aborted.result())
+            if not reader.cancelled() and reader.exception() is not None:
+                raise reader.exception()  # type: ignore[misc]
         finally:
             self._readers.discard(reader)
             reader.cancel()
@@ -473,12 +467,11 @@ def _restricted_unary(method: Callable[..., Awaitable[Any]], restriction: Restri
     return restricted
 
 
-def _restricted_stream(method: Callable[..., AsyncIterator[Any]], restriction: Restriction) -> Callable[..., Any]:
-    async def restricted(request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+def _restricted_stream(method: Callable[..., Awaitable[None]], restriction: Restriction) -> Callable[..., Any]:
+    async def restricted(request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
         error = _restriction_error(context, restriction)
         if error is not None:
             await _abort(context, error)
-        async for item in method(request_iterator, context):
-            yield item
+        await method(request_iterator, context)
 
     return restricted

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from tritium import FrontendSpec, hookimpl
-
 from tritium_frontend_grpc._options import OPTIONS
 
 if TYPE_CHECKING:
