@@ -2,11 +2,13 @@
 
 The message strategy walks the ModelConfig descriptor, so every field of the schema (and any field added
 later) is exercised: nested messages, oneofs, maps, repeated fields, open enums, extreme integers.
+Set TRITIUM_CONFIG_FUZZ_EXAMPLES (default 150) to search longer.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import string
 from typing import Any
 
@@ -27,7 +29,8 @@ from tritium.config import (
     parse_model_config,
 )
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = int(os.environ.get("TRITIUM_CONFIG_FUZZ_EXAMPLES", "150"))
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MAX_DEPTH = 6
 
 _INT_RANGES = {
@@ -144,7 +147,8 @@ def test_normalize_raises_only_config_errors_and_is_idempotent(
 
 PBTXT_TOKENS = st.sampled_from(
     ["name", "input", "dims", ":", "{", "}", "[", "]", "<", ">", ",", ";", '"x"', "'y'", "-1", "0x1f", "1e5",
-     "TYPE_FP32", "max_batch_size", "dynamic_batching", "#", "\n", " ", "inf", "nan", '"\\', "\\x", "99999999999999999999"]
+     "TYPE_FP32", "max_batch_size", "dynamic_batching", "#", "\n", " ", "inf", "nan", '"\\', "\\x",
+     "99999999999999999999"]
 )  # fmt: skip
 
 

@@ -26,7 +26,10 @@ from tritium.config import (
     scheduling_section,
 )
 
-IO = 'input [ { name: "IN" data_type: TYPE_FP32 dims: [ 4 ] } ]\noutput [ { name: "OUT" data_type: TYPE_FP32 dims: [ 4 ] } ]\n'
+IO = (
+    'input [ { name: "IN" data_type: TYPE_FP32 dims: [ 4 ] } ]\n'
+    'output [ { name: "OUT" data_type: TYPE_FP32 dims: [ 4 ] } ]\n'
+)
 PY = 'backend: "python"\n'
 CPU = ModelInstanceGroup.KIND_CPU
 GPU = ModelInstanceGroup.KIND_GPU
@@ -492,7 +495,8 @@ def test_broken_configs_name_file_field_and_problem(
 def test_full_input_shape() -> None:
     config = parse_model_config(
         'max_batch_size: 4 input { name: "A" dims: [ 3, -1 ] }'
-        ' input { name: "S" dims: [ 1 ] reshape { shape: [ ] } } output { name: "O" dims: [ 2 ] reshape { shape: [ 1, 2 ] } }'
+        ' input { name: "S" dims: [ 1 ] reshape { shape: [ ] } }'
+        ' output { name: "O" dims: [ 2 ] reshape { shape: [ 1, 2 ] } }'
     )
     a, s = config.input
     assert full_input_shape(config, a) == [-1, 3, -1]

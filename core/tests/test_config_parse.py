@@ -90,9 +90,9 @@ def test_syntax_triton_accepts(text: str) -> None:
         ('backend: "python"\ninput [ { name: "IN" data_typ: TYPE_FP32 } ]', 2, 22, 'no field named "data_typ"'),
         ("max_batch_size: 1\nmax_batch_size: 2", 2, 17, '"max_batch_size"'),
         ("dynamic_batching { }\nsequence_batching { }", 2, 1, 'another member of oneof "scheduling_choice"'),
-        ('input { name: "x" data_type: TYPE_FLOAT }', 1, 30, 'no value named TYPE_FLOAT'),
+        ('input { name: "x" data_type: TYPE_FLOAT }', 1, 30, "no value named TYPE_FLOAT"),
         ("max_batch_size: -", 1, 17, "Couldn't parse integer"),
-        ('input { dims: [ 99999999999999999999 ] }', 1, 17, "out of range"),
+        ("input { dims: [ 99999999999999999999 ] }", 1, 17, "out of range"),
         ("max_batch_size: 4\ninput {", 2, 7, 'Expected "}"'),
     ],
 )

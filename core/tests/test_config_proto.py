@@ -115,6 +115,7 @@ def test_both_copies_coexist_in_one_process_in_either_import_order(imports: str)
 
 
 def test_committed_generated_code_is_current() -> None:
+    pytest.importorskip("grpc_tools", reason="grpcio-tools (requirements-dev.txt) regenerates the code")
     gen_protos = _load_gen_protos()
     stale = gen_protos.stale_files(CORE / "src")
     assert stale == [], f"regenerate with: .venv/bin/python core/tools/gen_protos.py (stale: {stale})"

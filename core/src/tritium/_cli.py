@@ -103,7 +103,7 @@ def _serve(
     for warning in invocation.warnings:
         _log.warning("%s", warning)
     try:
-        server = Server(invocation.options, plugins=extra_plugins)
+        server = Server(invocation.options, host=invocation.host)
         result = asyncio.run(server.serve())
     except (*_EXPECTED, StartupError) as exc:
         _fail_startup(str(exc), err, invocation.options.log_file)

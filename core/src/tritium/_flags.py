@@ -173,6 +173,17 @@ KERNEL_OPTIONS: tuple[KernelOption, ...] = (
         metavar="N",
     ),
     KernelOption(
+        "inline_execution_us",
+        ("--inline-execution-us",),
+        int,
+        200,
+        "Tritium only: a model instance whose executions average less than this many microseconds runs on "
+        "the event loop thread instead of its worker thread, saving the thread hand-off (0 = always use "
+        "worker threads).",
+        minimum=0,
+        metavar="US",
+    ),
+    KernelOption(
         "backend_config",
         ("--backend-config",),
         list,

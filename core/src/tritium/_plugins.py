@@ -130,6 +130,11 @@ class PluginHost:
         self._owners: dict[tuple[str, str], str] = {}
         self._scheduler_names: dict[str, str] = {}
 
+    @property
+    def loaded(self) -> bool:
+        """Whether :meth:`load` ran."""
+        return self._loaded
+
     # ------------------------------------------------------------------------------------ registries
     @property
     def backends(self) -> Mapping[str, BackendSpec]:

@@ -64,13 +64,18 @@ def format_model_table(index: Sequence[Mapping[str, Any]]) -> str:
 
 
 class Server:
-    """A Tritium server. ``plugins`` adds ``(name, module-or-object)`` plugins besides the entry points."""
+    """A Tritium server. ``plugins`` adds ``(name, module-or-object)`` plugins besides the entry points;
+    ``host`` hands over a plugin host that is already loaded (the CLI loads one to build its parser)."""
 
     def __init__(
-        self, options: ServerOptions | None = None, *, plugins: Sequence[tuple[str, object]] = ()
+        self,
+        options: ServerOptions | None = None,
+        *,
+        plugins: Sequence[tuple[str, object]] = (),
+        host: PluginHost | None = None,
     ) -> None:
         self.options = options or ServerOptions()
-        self.host = PluginHost(disabled=self.options.disabled_plugins, extra_plugins=plugins)
+        self.host = host or PluginHost(disabled=self.options.disabled_plugins, extra_plugins=plugins)
         self._bus = EventBus(on_error=self._sink_failed)
         self._frontends: list[Frontend] = []
         self._sinks: list[MetricsSink] = []
@@ -106,7 +111,8 @@ class Server:
             return
         self._started = True
         options = self.options
-        self.host.load()
+        if not self.host.loaded:
+            self.host.load()
         log_settings = LogSettings(
             log_file=options.log_file, log_info=options.log_info, log_warning=options.log_warning,
             log_error=options.log_error, log_verbose_level=options.log_verbose, log_format=options.log_format,

@@ -74,7 +74,18 @@ class LogSettings:
         return logging.CRITICAL + 1
 
     def apply(self) -> None:
-        logging.getLogger("tritium").setLevel(self.level())
+        """Make the settings take effect: on the ``tritium serve`` log handler when there is one (it
+        filters by severity switches and formats lines), else on the ``tritium`` logger's level."""
+        from tritium._logging import TritonLogHandler
+
+        handlers = [h for h in logging.getLogger().handlers if isinstance(h, TritonLogHandler)]
+        for handler in handlers:
+            handler.update(
+                verbose=self.log_verbose_level, info=self.log_info, warning=self.log_warning,
+                error=self.log_error, log_format=self.log_format,
+            )
+        if not handlers:
+            logging.getLogger("tritium").setLevel(self.level())
 
 
 def _default_trace() -> dict[str, Any]:

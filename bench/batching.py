@@ -1,0 +1,317 @@
+#!/usr/bin/env python3
+"""Dynamic batching benchmark: Tritium against onnxruntime called in-process, with and without batching.
+
+    .venv/bin/python bench/batching.py [--duration 4] [--concurrency 1 4 16 64 128] [--no-write]
+
+Model: the example ``image_classification_model`` (a small CNN, FP32 [3,224,224] -> [1000]; compute-bound).
+
+1. **Ceiling**: the same ONNX file run with onnxruntime in this process (default session options, as the
+   backend uses them) at batch sizes 1..64; the best inferences/s is the ceiling no server can beat here.
+2. **Tritium, batching**: ``tritium serve`` with the model under ``dynamic_batching { }`` (no queue delay:
+   a batch leaves as soon as the instance is free, so batches grow only while it is busy) and one
+   instance; wrk (another process, C) sends binary-tensor HTTP requests of batch 1 at each concurrency.
+3. **Tritium, no batching**: the same model without a ``dynamic_batching`` section (the default
+   scheduler, one request per execution), for the latency comparison.
+
+Targets: batching reaches >= 85 % of the ceiling at its best concurrency; at every concurrency its p99 is
+within 1.5x of the no-batching p99. Results go to the ``batching`` section of bench/RESULTS.md. The whole
+run takes about two minutes. Numbers are only comparable within one run: the machine may be shared.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/http.py shadows the stdlib package ``http`` when this folder is on the import path: drop it first.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "RESULTS.md"
+BEGIN, END = "<!-- batching:begin -->", "<!-- batching:end -->"
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
+MODEL = "image_classification_model"
+SHAPE = (1, 3, 224, 224)
+CONFIG = """\
+name: "{name}"
+platform: "onnxruntime_onnx"
+max_batch_size: 64
+input [ {{ name: "INPUT0" data_type: TYPE_FP32 format: FORMAT_NCHW dims: [ 3, 224, 224 ] }} ]
+output [ {{ name: "OUTPUT0" data_type: TYPE_FP32 dims: [ 1000 ] }} ]
+instance_group [ {{ kind: KIND_CPU count: 1 }} ]
+{batching}
+"""
+VARIANTS = {"batching": "bench_batching", "no batching": "bench_nobatching"}
+
+
+# ------------------------------------------------------------------------------------------ ceiling
+def ceiling(model_file: Path, seconds: float, repeats: int) -> dict[int, float]:
+    """Inferences/s of onnxruntime in this process at each batch size (best of ``repeats`` runs)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
+    rates: dict[int, float] = {}
+    for _ in range(repeats):
+        for batch in (1, 8, 16, 32, 64):
+            data = np.random.default_rng(0).random((batch, *SHAPE[1:]), dtype=np.float32)
+            session.run(None, {"INPUT0": data})
+            done, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                session.run(None, {"INPUT0": data})
+                done += batch
+            rate = done / (time.perf_counter() - start)
+            rates[batch] = max(rates.get(batch, 0.0), rate)
+            print(f"ceiling   batch {batch:<3} {rate:8.1f} inferences/s", flush=True)
+    return rates
+
+
+# -------------------------------------------------------------------------------------------- server
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def build_repository(directory: Path) -> tuple[Path, Path]:
+    """The example repository plus the two benchmark variants of the model; returns (repo, model file)."""
+    examples = directory / "examples"
+    subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "build_repository.py"), str(examples)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    model_file = examples / MODEL / "1" / "model.onnx"
+    repo = directory / "models"
+    for label, name in VARIANTS.items():
+        (repo / name / "1").mkdir(parents=True)
+        shutil.copy(model_file, repo / name / "1" / "model.onnx")
+        batching = "dynamic_batching { }" if label == "batching" else ""
+        (repo / name / "config.pbtxt").write_text(CONFIG.format(name=name, batching=batching))
+    return repo, model_file
+
+
+def start_tritium(repo: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    command = [
+        str(Path(sys.executable).with_name("tritium")),
+        "serve",
+        f"--model-repository={repo}",
+        f"--http-port={port}",
+        "--http-address=127.0.0.1",
+        "--allow-grpc=false",
+        "--log-info=false",
+    ]
+    from importlib.metadata import entry_points
+
+    if any(ep.name == "metrics_prometheus" for ep in entry_points(group="tritium.plugins")):
+        command.append("--allow-metrics=false")
+    log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the server
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"tritium serve exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError("tritium serve did not become ready")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def stats(port: int, model: str) -> tuple[int, int]:
+    """(inference_count, execution_count) of a model, from the statistics extension."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/models/{model}/stats", timeout=10) as response:
+        entry = json.loads(response.read())["model_stats"][0]
+    return int(entry["inference_count"]), int(entry["execution_count"])
+
+
+# ----------------------------------------------------------------------------------------------- wrk
+def lua_script(directory: Path) -> Path:
+    """A wrk script POSTing one binary-tensor request (what tritonclient sends) of batch 1."""
+    data = np.random.default_rng(1).random(SHAPE, dtype=np.float32).tobytes()
+    header = json.dumps(
+        {
+            "inputs": [
+                {"name": "INPUT0", "shape": list(SHAPE), "datatype": "FP32",
+                 "parameters": {"binary_data_size": len(data)}}
+            ],
+            "outputs": [{"name": "OUTPUT0", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
+    body = directory / "request.body"
+    body.write_bytes(header + data)
+    script = directory / "request.lua"
+    script.write_text(
+        f'wrk.method = "POST"\nlocal f = io.open("{body}", "rb")\nwrk.body = f:read("*all")\nf:close()\n'
+        f'wrk.headers["Inference-Header-Content-Length"] = "{len(header)}"\n'
+        'wrk.headers["Content-Type"] = "application/octet-stream"\n'
+    )
+    return script
+
+
+def _millis(text: str) -> float:
+    match = re.match(r"([\d.]+)(us|ms|s)", text)
+    if match is None:
+        return float("nan")
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def run_wrk(port: int, model: str, script: Path, connections: int, duration: float) -> tuple[float, float, float, int]:
+    """(requests/s, p50 ms, p99 ms, non-2xx responses)."""
+    command = [
+        WRK, "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "30s", "--latency",
+        "-s", str(script), f"http://127.0.0.1:{port}/v2/models/{model}/infer",
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _millis(re.search(r"\s50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    p99 = _millis(re.search(r"\s99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    return rps, p50, p99, int(errors.group(1)) if errors else 0
+
+
+# ------------------------------------------------------------------------------------------- results
+def write_results(section: str) -> None:
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
+    if BEGIN in text and END in text:
+        before, _, rest = text.partition(BEGIN)
+        _, _, after = rest.partition(END + "\n") if (END + "\n") in rest else rest.partition(END)
+        text = before + section + after
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    RESULTS.write_text(text)
+
+
+def render(
+    rates: dict[int, float], rows: list[dict[str, float]], duration: float, repeats: int, notes: str
+) -> str:
+    best_batch = max(rates, key=lambda b: rates[b])
+    best = rates[best_batch]
+    top = max(row["b_rps"] for row in rows)
+    p99_ok = all(row["b_p99"] <= 1.5 * row["n_p99"] for row in rows)
+    lines = [
+        BEGIN,
+        "## Dynamic batching (bench/batching.py)",
+        "",
+        f"Model `{MODEL}` (CNN, FP32 [3,224,224] -> [1000], onnxruntime, 1 CPU instance), {os.cpu_count()} cores. "
+        f"Ceiling: onnxruntime in-process, best batch size {best_batch}: **{best:.0f} inferences/s** "
+        f"(batch 1: {rates[1]:.0f}/s). Tritium: `tritium serve`, HTTP binary requests of batch 1 from wrk "
+        f"(another process on the same cores), best of {repeats} runs of {duration:g} s per point; "
+        "batching = `dynamic_batching { }` (no queue delay), no batching = no scheduling section.",
+        "",
+        "| conc. | batching inf/s | % of ceiling | avg batch | p50 ms | p99 ms | no-batching inf/s | p50 ms | p99 ms "
+        "| p99 batching / no batching |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['c']:.0f} | {row['b_rps']:.0f} | {row['b_rps'] / best:.0%} | {row['b_batch']:.1f} | "
+            f"{row['b_p50']:.1f} | {row['b_p99']:.1f} | {row['n_rps']:.0f} | {row['n_p50']:.1f} | "
+            f"{row['n_p99']:.1f} | {row['b_p99'] / row['n_p99']:.2f}x |"
+        )
+    lines += [
+        "",
+        f"Targets: throughput >= 85 % of the ceiling: best {top / best:.0%} "
+        f"({'met' if top >= 0.85 * best else 'NOT met'}); p99 with batching within 1.5x of no batching at "
+        f"every concurrency: {'met' if p99_ok else 'NOT met'}.",
+    ]
+    if notes:
+        lines += ["", notes.strip()]
+    lines.append(END)
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per run (default 3)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs per point, best kept (default 2)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64, 128])
+    parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
+    parser.add_argument("--notes", default="", help="text appended under the table")
+    args = parser.parse_args()
+    if not Path(WRK).exists():
+        print("wrk not found (apt-get install wrk)", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="tritium-bench-batching-") as tmp:
+        directory = Path(tmp)
+        repo, model_file = build_repository(directory)
+        rates = ceiling(model_file, seconds=1.5, repeats=args.repeats)
+        script = lua_script(directory)
+        port = free_port()
+        process = start_tritium(repo, port, directory / "tritium.log")
+        measured: dict[tuple[str, int], tuple[float, float, float, float]] = {}
+        try:
+            try:
+                wait_ready(port, process)
+            except (RuntimeError, TimeoutError):
+                print((directory / "tritium.log").read_text(errors="replace")[-3000:], file=sys.stderr)
+                raise
+            for model in VARIANTS.values():
+                run_wrk(port, model, script, 8, 1.0)  # warm-up
+            # The two variants alternate, point by point, and each point is measured `repeats` times: on a
+            # shared machine the best of a few runs is the least disturbed one.
+            for connections in args.concurrency:
+                for _ in range(args.repeats):
+                    for label, model in VARIANTS.items():
+                        before = stats(port, model)
+                        rps, p50, p99, errors = run_wrk(port, model, script, connections, args.duration)
+                        after = stats(port, model)
+                        batch = (after[0] - before[0]) / max(after[1] - before[1], 1)
+                        print(
+                            f"{label:12} c={connections:<4} {rps:8.1f} inf/s  avg batch {batch:5.1f}  "
+                            f"p50 {p50:8.1f} ms  p99 {p99:8.1f} ms  non-2xx {errors}",
+                            flush=True,
+                        )
+                        if errors:
+                            raise RuntimeError(f"{label}: {errors} failed requests")
+                        best = measured.get((label, connections))
+                        if best is None or rps > best[0]:
+                            measured[(label, connections)] = (rps, p50, p99, batch)
+        finally:
+            stop(process)
+    rows = []
+    for connections in args.concurrency:
+        b = measured[("batching", connections)]
+        n = measured[("no batching", connections)]
+        rows.append(
+            {"c": connections, "b_rps": b[0], "b_p50": b[1], "b_p99": b[2], "b_batch": b[3],
+             "n_rps": n[0], "n_p50": n[1], "n_p99": n[2]}
+        )
+    section = render(rates, rows, args.duration, args.repeats, args.notes)
+    print(section)
+    if not args.no_write:
+        write_results(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
