@@ -358,6 +358,7 @@ def assemble_server_options(
         server_id=values["id"],
         allow_client_shm=values["allow_client_shm"],
         model_load_thread_count=values["model_load_thread_count"],
+        inline_execution_us=values["inline_execution_us"],
         log_verbose=values["log_verbose"],
         log_info=values["log_info"],
         log_warning=values["log_warning"],
