@@ -280,3 +280,47 @@ def test_messages_larger_than_grpc_default_limit(client: Any) -> None:
     tensor = grpcclient.InferInput("INPUT0", list(x.shape), "FP32")
     tensor.set_data_from_numpy(x)
     assert np.array_equal(client.infer("identity_fp32", [tensor]).as_numpy("OUTPUT0"), x)
+
+
+@pytest.fixture(scope="module")
+def tuned_server(tritium_serve_factory: Any, example_repository: Path) -> Any:
+    """A server started with every tunable --grpc-* flag set to a non-default value."""
+    return tritium_serve_factory(
+        f"--model-repository={example_repository}",
+        "--model-control-mode=explicit",
+        "--load-model=simple",
+        "--load-model=identity_fp32",
+        "--grpc-keepalive-time=10000",
+        "--grpc-keepalive-timeout=5000",
+        "--grpc-keepalive-permit-without-calls=true",
+        "--grpc-http2-max-pings-without-data=0",
+        "--grpc-http2-min-recv-ping-interval-without-data=1000",
+        "--grpc-http2-max-ping-strikes=0",
+        "--grpc-max-connection-age=600000",
+        "--grpc-max-connection-age-grace=10000",
+        "--grpc-infer-response-compression-level=high",
+        "--grpc-header-forward-pattern=^x-",
+        "--grpc-infer-thread-count=4",
+        "--grpc-infer-allocation-pool-size=16",
+        "--grpc-max-response-pool-size=4",
+        "--reuse-grpc-port=true",
+    )
+
+
+def test_tuned_flags_serve_requests(tuned_server: Any) -> None:
+    x = np.zeros((1, 100000), dtype=np.float32)  # compressible: the response travels deflated
+    tensor = grpcclient.InferInput("INPUT0", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x)
+    options = [("grpc.keepalive_time_ms", 2000), ("grpc.keepalive_permit_without_calls", 1)]
+    with grpcclient.InferenceServerClient(tuned_server.grpc_address, channel_args=options) as client:
+        result = client.infer("identity_fp32", [tensor], headers={"x-tenant": "a"})
+        assert np.array_equal(result.as_numpy("OUTPUT0"), x)
+        responses: queue.Queue[Any] = queue.Queue()
+        client.start_stream(callback=lambda result, error: responses.put((result, error)))
+        try:
+            for i in range(8):  # more responses than --grpc-max-response-pool-size, all delivered
+                client.async_stream_infer("simple", _simple_inputs(A + i, B), request_id=str(i))
+            got = sorted(responses.get(timeout=30)[0].get_response().id for _ in range(8))
+        finally:
+            client.stop_stream()
+        assert got == [str(i) for i in range(8)]

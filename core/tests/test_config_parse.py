@@ -20,12 +20,11 @@ from tritium.config import (
 
 DATA = Path(__file__).parent / "data" / "configs"
 DOC_CONFIGS = sorted((DATA / "docs").glob("*.pbtxt"))
-EXAMPLE_CONFIGS = sorted((DATA / "examples").rglob("*.pbtxt"))
-ALL_CONFIGS = DOC_CONFIGS + EXAMPLE_CONFIGS + sorted((DATA / "triton251").glob("*.pbtxt"))
+ALL_CONFIGS = DOC_CONFIGS + sorted((DATA / "triton251").glob("*.pbtxt"))
 
 
 def _model_name(path: Path, config: ModelConfig) -> str:
-    """The directory name a config would live in: its own name, else the file (docs) or folder (examples)."""
+    """The directory name a config would live in: its own name, else the file name."""
     if config.name:
         return config.name
     return path.stem if path.parent.name == "docs" else path.parent.name
@@ -37,7 +36,6 @@ def _ids(paths: list[Path]) -> list[str]:
 
 def test_the_transcribed_examples_are_there() -> None:
     assert len(DOC_CONFIGS) >= 70
-    assert len(EXAMPLE_CONFIGS) >= 35
 
 
 @pytest.mark.parametrize("path", ALL_CONFIGS, ids=_ids(ALL_CONFIGS))

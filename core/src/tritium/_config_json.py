@@ -7,7 +7,7 @@ integer fields Triton fixes up written as JSON numbers instead of protobuf's str
 list of fields; three 64-bit fields are not on it and stay strings there, so they stay strings here too
 (:data:`INT64_AS_STRING`). Fields come in declaration order, except that a set scalar member of a oneof comes
 after the other fields of its message (observed with Triton 2.51: ``initial_state`` prints ``name`` before
-``zero_data``).
+``zero_data``). Map entries come sorted by key (Triton prints them in an unspecified hash order).
 
 Parsing follows Triton's ``JsonToModelConfig``: proto names or lowerCamelCase JSON names, enum names in any
 letter case or enum numbers, 64-bit integers as numbers or strings, unknown fields rejected.
@@ -108,7 +108,7 @@ def _field_to_json(field: Field, value: Any) -> Any:
     if _is_map(field):
         key_field = field.message_type.fields_by_name["key"]
         value_field = field.message_type.fields_by_name["value"]
-        return {_map_key(key_field, k): _value_to_json(value_field, value[k]) for k in value}
+        return {_map_key(key_field, k): _value_to_json(value_field, value[k]) for k in sorted(value)}
     if _is_repeated(field):
         return [_value_to_json(field, item) for item in value]
     return _value_to_json(field, value)

@@ -240,12 +240,8 @@ def prepare_model(
         config = cfg.load_model_config(config_path)
     else:
         config = cfg.ModelConfig()
-    if config.name and config.name != directory.name:
-        raise ConfigError(
-            f"{source}: unexpected 'name' of model config: '{config.name}', expected '{directory.name}' "
-            "(the model's folder name)"
-        )
-    config.name = directory.name
+    if not config.name:
+        config.name = directory.name  # a differing name is rejected by normalization, in Triton's words
     available = version_numbers(model_dir)
     spec = _resolve_backend(config, model_dir, available, host, source)
     if spec is not None:

@@ -25,7 +25,9 @@ from tritium._config_defaults import fill_instance_groups, fill_model_defaults
 from tritium._config_errors import ModelConfigError, Problem
 from tritium._config_json import INT64_AS_STRING, model_config_from_json, model_config_to_json
 from tritium._config_text import format_model_config, load_model_config, parse_model_config
-from tritium._config_validate import validate_instance_groups, validate_io, validate_model_config
+from tritium._config_validate import validate_model_config
+from tritium._config_validate_groups import validate_instance_groups
+from tritium._config_validate_io import validate_io
 from tritium._datatypes import DataType
 from tritium.proto.model_config_pb2 import (
     BatchInput,
