@@ -68,7 +68,7 @@ def test_reload_under_http_load_fails_no_request(tmp_path: Path, tritium_serve_f
             try:
                 assert infer(client, "m", 3.0).tolist() == [[3.0]]
                 count[0] += 1
-            except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            except BaseException as exc:
                 failures.append(exc)
 
     workers = [threading.Thread(target=load) for _ in range(4)]

@@ -12,8 +12,7 @@ import pytest
 
 import tritium
 import tritium.testing.fakes as fakes
-from tritium import StatusCode, TritiumError
-from tritium import DataType, InferenceRequest, Tensor
+from tritium import DataType, InferenceRequest, StatusCode, Tensor, TritiumError
 from tritium.testing.fakes import identity_config, write_identity_model, write_model
 
 
@@ -187,7 +186,7 @@ async def test_reload_under_load_fails_no_request(repo: Path, make_server: Any) 
             try:
                 await server.service.infer(fp32_request("m", [1.0]))
                 done += 1
-            except Exception as exc:  # noqa: BLE001 - every failure is collected and asserted on
+            except Exception as exc:
                 failures.append(exc)
 
     clients = [asyncio.create_task(client()) for _ in range(8)]
@@ -215,10 +214,10 @@ async def test_soft_placement_puts_gpu_groups_on_the_cpu(repo: Path, make_server
     config.instance_group[0].count = 2
     write_model(repo, config, files={fakes.IDENTITY_MODEL_FILE: b""})
     server = await make_server(repo)
-    if server._models.gpu_count:  # noqa: SLF001 - only meaningful on a machine without GPUs
+    if server._models.gpu_count:
         pytest.skip("this machine has a GPU")
     assert server.service.model_ready("gpu_model")
-    runtime = server._models.runtime("gpu_model")  # noqa: SLF001
+    runtime = server._models.runtime("gpu_model")
     assert runtime.pool.size == 2
 
 
@@ -227,7 +226,7 @@ async def test_hard_placement_makes_missing_gpu_a_load_error(repo: Path, make_se
     config.instance_group[0].kind = config.instance_group[0].KIND_GPU
     write_model(repo, config, files={fakes.IDENTITY_MODEL_FILE: b""})
     server = await make_server(repo, allow_soft_placement=False)
-    if server._models.gpu_count:  # noqa: SLF001
+    if server._models.gpu_count:
         pytest.skip("this machine has a GPU")
     index = states(server)
     state, reason = index.get(("gpu_model", "1")) or index[("gpu_model", "")]

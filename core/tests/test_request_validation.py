@@ -18,7 +18,8 @@ output [ { name: "OUT" data_type: TYPE_INT32 dims: [ 16 ] } ]
 """
 NOBATCH = """
 name: "nb"
-input [ { name: "X" data_type: TYPE_FP32 dims: [ -1, 3 ] }, { name: "OPT" data_type: TYPE_FP32 dims: [ 1 ] optional: true } ]
+input [ { name: "X" data_type: TYPE_FP32 dims: [ -1, 3 ] },
+        { name: "OPT" data_type: TYPE_FP32 dims: [ 1 ] optional: true } ]
 output [ { name: "Y" data_type: TYPE_FP32 dims: [ -1, 3 ] } ]
 """
 RESHAPED = """

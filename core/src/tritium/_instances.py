@@ -21,7 +21,7 @@ import numpy as np
 from tritium._classification import classify
 from tritium._datatypes import DataType
 from tritium._errors import FailureReason, StatusCode, TritiumError
-from tritium._events import BatchExecuted, Event, RequestCompleted
+from tritium._events import BatchExecuted, Event, EventBus, RequestCompleted
 from tritium._stats import ModelStatistics
 from tritium._tensors import InferenceRequest, InferenceResponse, Tensor
 from tritium.abc import Batch, ModelInstance
@@ -33,8 +33,8 @@ _log = logging.getLogger("tritium.instances")
 
 Result = InferenceResponse | TritiumError
 
-_INLINE_MIN_SAMPLES = 16  # executions measured on worker threads before a pool may run inline
-_AVERAGE_WEIGHT = 0.05  # weight of the newest execution time in the moving average
+_INLINE_WINDOW = 16  # executions per inline/worker-thread decision (the median of their durations decides)
+_BYTES = DataType.BYTES
 
 
 @attrs.define(slots=True, eq=False)
@@ -63,7 +63,7 @@ class _Timing:
 
 def _to_datatype(array: np.ndarray[Any, Any], datatype: DataType) -> np.ndarray[Any, Any]:
     """``array`` in the numpy representation of ``datatype`` (no copy when it already is)."""
-    if datatype is DataType.BYTES:
+    if datatype is _BYTES:
         if array.dtype == object:
             return array
         if array.dtype.kind == "U":
@@ -73,6 +73,13 @@ def _to_datatype(array: np.ndarray[Any, Any], datatype: DataType) -> np.ndarray[
     wanted = datatype.numpy_dtype
     converted: np.ndarray[Any, Any] = array if array.dtype == wanted else array.astype(wanted)
     return converted
+
+
+def _event_bus(emit: Callable[[Event], None] | None) -> EventBus | None:
+    """The bus behind ``emit`` when it is an :meth:`EventBus.emit`: with no sink attached, the pool skips
+    building events nobody reads (two objects per request on the hot path)."""
+    owner = getattr(emit, "__self__", None)
+    return owner if isinstance(owner, EventBus) else None
 
 
 class InstancePool:
@@ -117,7 +124,17 @@ class InstancePool:
         self._busy = 0
         self.inline_threshold_ns = inline_threshold_ns
         self._samples = 0
-        self._average_ns = 0.0
+        self._inline = False
+        self._window: list[int] = []
+        # Per-output rendering, precomputed: (name, datatype, numpy dtype or None for BYTES, labels).
+        self._render = {
+            name: (name, spec.datatype, None if spec.datatype is _BYTES else spec.datatype.numpy_dtype, spec.labels)
+            for name, spec in self.outputs.items()
+        }
+        self._render_all = tuple(self._render.values())
+        self._all_outputs = frozenset(self.outputs)
+        self._bus = _event_bus(emit)
+        self._events = emit is not None
 
     @classmethod
     def from_config(
@@ -205,7 +222,7 @@ class InstancePool:
             return []
         start_ns = self._clock()
         self._busy += 1
-        if self._runs_inline():
+        if self._inline:
             try:
                 results, timing = self._run_batch(lease.instance, requests)
             finally:
@@ -225,19 +242,28 @@ class InstancePool:
         Handing a request to a worker thread and back costs tens of microseconds and GIL contention with the
         event loop; for a model that executes in less than ``inline_threshold_ns`` that overhead dominates, so
         such executions run inline (a blocked loop for less than the threshold, like any per-request work).
-        The decision follows a moving average of measured execution times, so a model that slows down (larger
-        batches, contention) moves back to its worker thread.
         """
-        threshold = self.inline_threshold_ns
-        return threshold > 0 and self._samples >= _INLINE_MIN_SAMPLES and self._average_ns < threshold
+        return self._inline
 
     def _observe(self, timing: _Timing) -> None:
-        total = timing.input_ns + timing.infer_ns + timing.output_ns
+        """Feed one execution's duration to the inline decision.
+
+        Every ``_INLINE_WINDOW`` executions the median duration of the window decides where the next ones
+        run: inline when it is below the threshold, on the worker threads otherwise (so a model that slows
+        down, with larger batches or contention, moves back to its threads). The median, not a mean: on a
+        worker thread a few executions wait milliseconds for the GIL (CPython's switch interval) and a mean
+        of those would keep a fast model off the event loop for good.
+        """
         self._samples += 1
-        if self._samples == 1:
-            self._average_ns = float(total)
-        else:
-            self._average_ns += (total - self._average_ns) * _AVERAGE_WEIGHT
+        threshold = self.inline_threshold_ns
+        if threshold <= 0:
+            return
+        window = self._window
+        window.append(timing.input_ns + timing.infer_ns + timing.output_ns)
+        if len(window) >= _INLINE_WINDOW:
+            window.sort()
+            self._inline = window[len(window) // 2] < threshold
+            window.clear()
 
     async def execute_decoupled(
         self, lease: InstanceLease, request: InferenceRequest
@@ -341,37 +367,60 @@ class InstancePool:
     ) -> None:
         """Statistics and events of one finished execution."""
         self._observe(timing)
-        ok = [r for r in results if isinstance(r, InferenceResponse)]
-        if timing.infer_ns or ok:
+        bus = self._bus
+        events = self._events and (bus is None or bool(bus.handlers))
+        statistics = self.statistics
+        input_ns, infer_ns, output_ns = timing.input_ns, timing.infer_ns, timing.output_ns
+        if len(requests) == 1:
+            request = requests[0]
+            result = results[0]
+            ok = type(result) is InferenceResponse or isinstance(result, InferenceResponse)
+            size = request.batch_size if request.batch_size > 1 else 1
+            if infer_ns or ok:
+                statistics.record_execution(size, 1, input_ns, infer_ns, output_ns)
+                if events:
+                    self._emit(BatchExecuted(self.model_name, self.version_label, size, 1))
+            now = self._clock()
+            arrival = request.arrival_ns
+            queue_ns = max(start_ns - arrival, 0) if arrival else 0
+            request_ns = max(now - arrival, 0) if arrival else now - start_ns
+            if ok:
+                statistics.record_success(request_ns, queue_ns)
+                reason = None
+            else:
+                statistics.record_failure(request_ns)
+                reason = result.reason  # type: ignore[union-attr]
+            if events:
+                self._emit(
+                    RequestCompleted(
+                        self.model_name, self.version_label, reason is None, reason, size, request_ns, queue_ns,
+                        input_ns, infer_ns, output_ns,
+                    )
+                )
+            return
+        any_ok = any(isinstance(r, InferenceResponse) for r in results)
+        if infer_ns or any_ok:
             batch_size = sum(max(r.batch_size, 1) for r in requests)
-            self.statistics.record_execution(
-                batch_size, len(requests), timing.input_ns, timing.infer_ns, timing.output_ns
-            )
-            self._emit(BatchExecuted(self.model_name, self.version_label, batch_size, len(requests)))
+            statistics.record_execution(batch_size, len(requests), input_ns, infer_ns, output_ns)
+            if events:
+                self._emit(BatchExecuted(self.model_name, self.version_label, batch_size, len(requests)))
         now = self._clock()
         for request, result in zip(requests, results, strict=True):
             queue_ns = max(start_ns - request.arrival_ns, 0) if request.arrival_ns else 0
             request_ns = max(now - request.arrival_ns, 0) if request.arrival_ns else now - start_ns
             if isinstance(result, InferenceResponse):
-                self.statistics.record_success(request_ns, queue_ns)
+                statistics.record_success(request_ns, queue_ns)
                 reason = None
             else:
-                self.statistics.record_failure(request_ns)
+                statistics.record_failure(request_ns)
                 reason = result.reason
-            self._emit(
-                RequestCompleted(
-                    self.model_name,
-                    self.version_label,
-                    reason is None,
-                    reason,
-                    max(request.batch_size, 1),
-                    request_ns,
-                    queue_ns,
-                    timing.input_ns,
-                    timing.infer_ns,
-                    timing.output_ns,
+            if events:
+                self._emit(
+                    RequestCompleted(
+                        self.model_name, self.version_label, reason is None, reason, max(request.batch_size, 1),
+                        request_ns, queue_ns, input_ns, infer_ns, output_ns,
+                    )
                 )
-            )
 
     def reject(self, request: InferenceRequest, error: TritiumError) -> None:
         """Count a request that failed before it reached an instance (timeout, queue full, cancelled)."""
@@ -419,33 +468,36 @@ class InstancePool:
         first = requests[0]
         if len(requests) == 1:
             inputs = {name: t.data for name, t in first.inputs.items()}
-        else:
-            inputs = {}
-            for name in first.inputs:
-                try:
-                    inputs[name] = np.concatenate([r.inputs[name].data for r in requests], axis=0)
-                except (KeyError, ValueError) as exc:
-                    raise TritiumError.internal(
-                        f"cannot batch input '{name}' of model '{self.model_name}': {exc}"
-                    ) from None
-        wanted: set[str] = set()
+            requested = first.requested_outputs
+            wanted = frozenset([o.name for o in requested]) if requested else self._all_outputs
+            return Batch(inputs, wanted, requests, first.batch_size if self.batching else 0)
+        inputs = {}
+        for name in first.inputs:
+            try:
+                inputs[name] = np.concatenate([r.inputs[name].data for r in requests], axis=0)
+            except (KeyError, ValueError) as exc:
+                raise TritiumError.internal(
+                    f"cannot batch input '{name}' of model '{self.model_name}': {exc}"
+                ) from None
+        names: set[str] = set()
         for r in requests:
             if not r.requested_outputs:
-                wanted = set(self.outputs)
+                names = set(self.outputs)
                 break
-            wanted.update(o.name for o in r.requested_outputs)
+            names.update(o.name for o in r.requested_outputs)
         batch_size = sum(r.batch_size for r in requests) if self.batching else 0
-        return Batch(inputs, frozenset(wanted), requests, batch_size)
+        return Batch(inputs, frozenset(names), requests, batch_size)
 
     def _split(
         self, requests: Sequence[InferenceRequest], outputs: Mapping[str, Any], total: int
     ) -> list[Result]:
         results: list[Result] = []
         offset = 0
+        sliced = len(requests) > 1
         for request in requests:
             size = request.batch_size
             try:
-                tensors = self._request_outputs(request, outputs, offset, size, total, len(requests) > 1)
+                tensors = self._request_outputs(request, outputs, offset, size, total, sliced)
             except TritiumError as exc:
                 results.append(exc)
             else:
@@ -469,21 +521,25 @@ class InstancePool:
         total: int,
         sliced: bool,
     ) -> list[Tensor]:
+        render = self._render
         if request.requested_outputs:
-            wanted = [(o.name, o.classification) for o in request.requested_outputs]
+            wanted = [
+                (render.get(o.name) or (o.name, None, None, None), o.classification) for o in request.requested_outputs
+            ]
         else:
-            wanted = [(name, 0) for name in self.outputs]
+            wanted = [(plan, 0) for plan in self._render_all]
         tensors: list[Tensor] = []
-        for name, k in wanted:
+        for (name, datatype, dtype, labels), k in wanted:
             array = outputs.get(name)
             if array is None:
                 raise TritiumError.internal(
                     f"model '{self.model_name}' did not produce requested output '{name}'"
                 )
-            if not isinstance(array, np.ndarray):
+            if type(array) is not np.ndarray and not isinstance(array, np.ndarray):
                 array = np.asarray(array)
-            spec = self.outputs.get(name)
-            datatype = spec.datatype if spec else DataType.from_numpy(array.dtype)
+            if datatype is None:
+                datatype = DataType.from_numpy(array.dtype)
+                dtype = None if datatype is _BYTES else datatype.numpy_dtype
             if sliced and self.batching:
                 if array.ndim == 0 or array.shape[0] != total:
                     raise TritiumError.internal(
@@ -491,10 +547,12 @@ class InstancePool:
                         f"{array.shape[0] if array.ndim else 'none'}, expected {total}"
                     )
                 array = array[offset : offset + size]
-            array = _to_datatype(array, datatype)
+            if dtype is None:
+                array = _to_datatype(array, datatype)
+            elif array.dtype != dtype:
+                array = array.astype(dtype)
             if k > 0:
-                labels = spec.labels if spec else None
-                tensors.append(Tensor(name, DataType.BYTES, classify(array, k, labels, self.batching)))
+                tensors.append(Tensor(name, _BYTES, classify(array, k, labels, self.batching)))
             else:
                 tensors.append(Tensor(name, datatype, array))
         return tensors

@@ -207,7 +207,8 @@ class Server:
             except (NotImplementedError, RuntimeError):
                 pass
         await self.start()
-        _log.info("server is ready (%d model(s) loaded)", sum(1 for r in self._models.records() if r.serving) if self._models else 0)
+        loaded = sum(1 for r in self._models.records() if r.serving) if self._models else 0
+        _log.info("server is ready (%d model(s) loaded)", loaded)
         try:
             await stop.wait()
         finally:
@@ -220,7 +221,9 @@ class Server:
         """Run one inference request in-process."""
         return await self.service.infer(request)
 
-    async def load_model(self, name: str, *, config: str | None = None, files: Mapping[str, bytes] | None = None) -> None:
+    async def load_model(
+        self, name: str, *, config: str | None = None, files: Mapping[str, bytes] | None = None
+    ) -> None:
         """Load or reload a model (explicit control mode)."""
         await self.service.load_model(name, config=config, files=files)
 

@@ -68,51 +68,64 @@ class RequestValidator:
             )
         self.required = [r.name for r in self.inputs.values() if not r.optional]
         self.outputs = {o.name for o in config.output}
+        # Precomputed for the per-request check: every input name (a request with exactly these names needs
+        # no count check), and per input its rule and whether its dims hold no -1 (a plain tuple compare).
+        self._names = frozenset(self.inputs)
+        self._rules = {name: (rule, -1 not in rule.dims) for name, rule in self.inputs.items()}
+        self._reshapes = any(rule.reshape is not None for rule in self.inputs.values())
 
     def validate(self, request: InferenceRequest) -> None:
         """Raise INVALID_ARG with Triton's message when ``request`` does not fit the model."""
-        prefix = request_prefix(request.id)
-        name = self.model_name
         inputs = request.inputs
-        self._check_count(request, prefix)
+        if inputs.keys() != self._names:
+            self._check_count(request, request_prefix(request.id))
+        batching = self.max_batch_size > 0
+        rules = self._rules
         batch_size = 0
         for tensor in inputs.values():
-            rule = self.inputs.get(tensor.name)
-            if rule is None:
+            found = rules.get(tensor.name)
+            if found is None:
                 raise TritiumError.invalid_arg(
-                    f"{prefix}unexpected inference input '{tensor.name}' for model '{name}'"
+                    f"{request_prefix(request.id)}unexpected inference input '{tensor.name}' for model "
+                    f"'{self.model_name}'"
                 )
+            rule, exact = found
             if tensor.datatype is not rule.datatype:
                 raise TritiumError.invalid_arg(
-                    f"{prefix}inference input '{tensor.name}' data-type is '{tensor.datatype.value}', but "
-                    f"model '{name}' expects '{rule.datatype.value}'"
+                    f"{request_prefix(request.id)}inference input '{tensor.name}' data-type is "
+                    f"'{tensor.datatype.value}', but model '{self.model_name}' expects '{rule.datatype.value}'"
                 )
             shape = tensor.data.shape
-            if self.max_batch_size > 0:
-                if len(shape) == 0 or not _dims_match(shape[1:], rule.dims):
-                    raise self._shape_error(prefix, rule, shape)
+            if batching:
+                if not shape or not (shape[1:] == rule.dims if exact else _dims_match(shape[1:], rule.dims)):
+                    raise self._shape_error(request_prefix(request.id), rule, shape)
                 if batch_size == 0:
                     batch_size = shape[0]
                 elif shape[0] != batch_size:
                     raise TritiumError.invalid_arg(
-                        f"{prefix}input '{tensor.name}' batch size does not match other inputs for '{name}'"
+                        f"{request_prefix(request.id)}input '{tensor.name}' batch size does not match other "
+                        f"inputs for '{self.model_name}'"
                     )
-            elif not _dims_match(shape, rule.dims):
-                raise self._shape_error(prefix, rule, shape)
-        if self.max_batch_size > 0:
+            elif not (shape == rule.dims if exact else _dims_match(shape, rule.dims)):
+                raise self._shape_error(request_prefix(request.id), rule, shape)
+        if batching:
             if batch_size < 1 or batch_size > self.max_batch_size:
                 raise TritiumError.invalid_arg(
-                    f"{prefix}inference request batch-size must be <= {self.max_batch_size} for '{name}'"
+                    f"{request_prefix(request.id)}inference request batch-size must be <= {self.max_batch_size} "
+                    f"for '{self.model_name}'"
                 )
             request.batch_size = batch_size
         else:
             request.batch_size = 0
-        for output in request.requested_outputs:
-            if output.name not in self.outputs:
-                raise TritiumError.invalid_arg(
-                    f"{prefix}unexpected inference output '{output.name}' for model '{name}'"
-                )
-        self._apply_reshapes(request)
+        if request.requested_outputs:
+            for output in request.requested_outputs:
+                if output.name not in self.outputs:
+                    raise TritiumError.invalid_arg(
+                        f"{request_prefix(request.id)}unexpected inference output '{output.name}' for model "
+                        f"'{self.model_name}'"
+                    )
+        if self._reshapes:
+            self._apply_reshapes(request)
 
     def _check_count(self, request: InferenceRequest, prefix: str) -> None:
         given = request.inputs

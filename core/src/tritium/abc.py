@@ -146,7 +146,7 @@ class Scheduler(abc.ABC):
         """Requests queued and not yet handed to an instance (``nv_inference_pending_request_count``)."""
         return 0
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook
         """Stop accepting and finish what is queued; called before the model version unloads."""
 
 
