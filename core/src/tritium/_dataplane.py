@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Mapping
+from time import monotonic_ns as _monotonic_ns
 from typing import TYPE_CHECKING, Any
 
 from tritium._errors import StatusCode, TritiumError
@@ -169,10 +169,12 @@ class DataPlane(InferenceService):
     # ------------------------------------------------------------------------------------ inference
     def _admit(self, request: InferenceRequest) -> Any:
         if self._stopping:
-            raise TritiumError.unavailable(f"{request_prefix(request.id)}Server is stopping, not accepting new requests")
+            raise TritiumError.unavailable(
+                f"{request_prefix(request.id)}Server is stopping, not accepting new requests"
+            )
         runtime = self.models.runtime(request.model_name, request.model_version)
         runtime.validator.validate(request)
-        request.arrival_ns = time.monotonic_ns()
+        request.arrival_ns = _monotonic_ns()
         return runtime
 
     def _enter(self) -> None:
@@ -192,13 +194,17 @@ class DataPlane(InferenceService):
                 "policy: use a streaming API"
             )
         runtime.enter()
-        self._enter()
+        self._in_flight += 1
+        if self._in_flight == 1:
+            self._idle.clear()
         try:
             response: InferenceResponse = await runtime.scheduler.infer(request)
             return response
         finally:
             runtime.leave()
-            self._leave()
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
 
     async def infer_stream(self, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:
         runtime = self._admit(request)
@@ -246,7 +252,9 @@ class DataPlane(InferenceService):
         except Exception:  # a vanished repository must not break the index
             found = {}
         if repository:
-            found = {n: d for n, d in found.items() if d.repository.name == repository or str(d.repository) == repository}
+            found = {
+                n: d for n, d in found.items() if d.repository.name == repository or str(d.repository) == repository
+            }
         names = sorted(set(found) | {r.name for r in self.models.records() if not repository})
         index: list[dict[str, Any]] = []
         for name in names:

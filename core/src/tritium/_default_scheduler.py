@@ -28,6 +28,12 @@ class DefaultScheduler(Scheduler):
 
     async def infer(self, request: InferenceRequest) -> InferenceResponse:
         pool = self._pool
+        done = pool.try_execute_now((request,))  # a fast model with a free instance: no lease, no await
+        if done is not None:
+            result = done[0]
+            if type(result) is not InferenceResponse and isinstance(result, TritiumError):
+                raise result
+            return result  # type: ignore[return-value]
         lease = pool.try_acquire()
         if lease is None:
             self._queue_changed(1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -115,9 +116,8 @@ class InstancePool:
         self._emit = emit or (lambda event: None)
         self._clock = clock_ns
         self._instances = list(instances)
-        self._free: asyncio.Queue[InstanceLease] = asyncio.Queue()
-        for index, instance in enumerate(self._instances):
-            self._free.put_nowait(InstanceLease(instance, index))
+        self._free: deque[InstanceLease] = deque(InstanceLease(i, index) for index, i in enumerate(self._instances))
+        self._waiters: deque[asyncio.Future[InstanceLease]] = deque()
         self._executor = ThreadPoolExecutor(
             max_workers=len(self._instances), thread_name_prefix=f"tritium-{model_name}-{model_version}"
         )
@@ -183,7 +183,7 @@ class InstancePool:
 
     def free_count(self) -> int:
         """Instances not leased right now."""
-        return self._free.qsize()
+        return len(self._free)
 
     def busy_count(self) -> int:
         """Executions in progress (for utilization metrics)."""
@@ -191,14 +191,27 @@ class InstancePool:
 
     async def acquire(self) -> InstanceLease:
         """Wait (first come, first served) until an instance is free and lease it."""
-        return await self._free.get()
+        if self._free and not self._waiters:
+            return self._free.popleft()
+        waiter: asyncio.Future[InstanceLease] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release_now(waiter.result())  # handed over just as the caller gave up: pass it on
+            else:
+                try:
+                    self._waiters.remove(waiter)
+                except ValueError:
+                    pass
+            raise
 
     def try_acquire(self) -> InstanceLease | None:
-        """Lease a free instance if there is one, without waiting."""
-        try:
-            return self._free.get_nowait()
-        except asyncio.QueueEmpty:
-            return None
+        """Lease a free instance if there is one (and nobody waits for one), without waiting."""
+        if self._free and not self._waiters:
+            return self._free.popleft()
+        return None
 
     def release(self, lease: InstanceLease) -> None:
         """Give the instance back; deferred until its execution ends if the caller gave up waiting."""
@@ -209,8 +222,15 @@ class InstancePool:
         self._release_now(lease)
 
     def _release_now(self, lease: InstanceLease) -> None:
+        """Hand the lease to the longest waiter still waiting, or put it back in the free list."""
         lease.running = None
-        self._free.put_nowait(lease)
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(lease)
+                return
+        self._free.append(lease)
 
     # ----------------------------------------------------------------------------------- execution
     async def execute(self, lease: InstanceLease, requests: Sequence[InferenceRequest]) -> list[Result]:
@@ -234,6 +254,24 @@ class InstancePool:
         lease.running = future
         future.add_done_callback(lambda fut: self._finish(fut, requests, start_ns))
         results, _timing = await asyncio.shield(future)
+        return results
+
+    def try_execute_now(self, requests: Sequence[InferenceRequest]) -> list[Result] | None:
+        """Run ``requests`` now, on the calling (event loop) thread, when this pool runs its executions inline
+        (see :meth:`_runs_inline`) and an instance is free; None otherwise (then acquire and execute).
+
+        The instance is used without a lease round trip: nothing else can run on the loop meanwhile.
+        Statistics and events are recorded as :meth:`execute` records them.
+        """
+        if not self._inline or not self._free or self._waiters or not requests:
+            return None
+        start_ns = self._clock()
+        self._busy += 1
+        try:
+            results, timing = self._run_batch(self._free[0].instance, requests)
+        finally:
+            self._busy -= 1
+        self._record(results, timing, requests, start_ns)
         return results
 
     def _runs_inline(self) -> bool:

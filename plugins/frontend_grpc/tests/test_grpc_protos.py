@@ -29,6 +29,17 @@ def test_committed_generated_code_is_current() -> None:
     assert stale == [], f"regenerate with {TOOL}"
 
 
+def test_staleness_check_detects_a_schema_change(tmp_path: Path) -> None:
+    pytest.importorskip("grpc_tools")
+    tool = _load_tool()
+    for rel in tool.GENERATED:
+        target = tmp_path / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        text = (tool.PLUGIN_SRC / rel).read_text()
+        target.write_text(text.replace("raw_input_contents", "raw_input_content_"))
+    assert tool.stale_files(tmp_path) == ["tritium_frontend_grpc/proto/grpc_service_pb2.py"]
+
+
 def test_generated_module_registers_in_private_pool() -> None:
     from tritium_frontend_grpc.proto import grpc_service_pb2
 

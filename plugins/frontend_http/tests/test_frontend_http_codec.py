@@ -199,3 +199,144 @@ def test_any_bytes_give_a_request_or_a_clean_error(body: bytes, header_cut: int)
             decode_request(body, length, "m", "", max_input_size=1 << 16)
         except TritiumError as exc:
             assert exc.message
+
+
+# ------------------------------------------------------------------ fast path agrees with the checked path
+_ODD = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False), st.text(max_size=3))
+_VALUES = st.one_of(
+    st.integers(-(1 << 65), 1 << 65),
+    st.integers(-5, 300),
+    st.booleans(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=2),
+    st.none(),
+)
+
+
+@st.composite
+def _request_docs(draw: st.DrawFn) -> tuple[dict[str, Any], bytes]:
+    """Request documents in the common case, or one or more steps outside it, with a binary tail."""
+    odds = draw(st.sampled_from([0, 0, 0, 2, 5, 20]))  # 0: nothing odd; n: each choice is odd with p = n/40
+
+    def odd() -> bool:
+        return draw(st.integers(0, 39)) < odds
+
+    doc: dict[str, Any] = {}
+    tail = b""
+    if draw(st.booleans()):
+        doc["id"] = draw(_ODD) if odd() else draw(st.text(max_size=4))
+    if draw(st.booleans()):
+        doc["parameters"] = (
+            draw(st.one_of(st.dictionaries(st.sampled_from(["binary_data_output", "priority", "x"]), _ODD), _ODD))
+            if odd()
+            else {"binary_data_output": draw(st.booleans())}
+        )
+    inputs: list[Any] = []
+    for _ in range(draw(st.integers(1, 3))):
+        datatype = draw(st.sampled_from([d.value for d in DataType]))
+        shape: Any = draw(st.lists(st.integers(1, 3), max_size=3))
+        if odd():
+            shape = draw(st.one_of(st.lists(st.one_of(st.integers(-2, 3), st.just(1 << 63), st.booleans())), _ODD))
+        tensor: dict[str, Any] = {
+            "name": draw(_ODD) if odd() else draw(st.sampled_from(["A", "B", "C"])),
+            "datatype": draw(st.one_of(_ODD, st.just("TYPE_INT32"))) if odd() else datatype,
+            "shape": shape,
+        }
+        count = 1
+        for d in shape if type(shape) is list else ():
+            count *= d if type(d) is int and 0 <= d < 8 else 1
+        binary = draw(st.booleans())
+        if not binary or odd():
+            if datatype == "BOOL":
+                element: Any = st.booleans()
+            elif datatype.startswith(("INT", "UINT")):
+                element = st.integers(-5 if datatype[0] == "I" else 0, 300)
+            else:
+                element = st.floats(-9, 9)
+            if odd():
+                element = _VALUES
+            n = count + draw(st.sampled_from([-1, 1])) if odd() else count
+            data: Any = draw(st.lists(element, min_size=max(n, 0), max_size=max(n, 0)))
+            if draw(st.booleans()) and len(data) == count and count and type(shape) is list:
+                try:
+                    data = np.array(data, dtype=object).reshape(shape).tolist()
+                except (ValueError, TypeError):
+                    pass
+            tensor["data"] = data
+        if binary or odd():
+            itemsize = DataType(datatype).itemsize or 3
+            size = count * itemsize + (draw(st.sampled_from([-1, 1, -count * itemsize])) if odd() else 0)
+            params: dict[str, Any] = {"binary_data_size": size}
+            if odd():
+                params[draw(st.sampled_from(["shared_memory_region", "x", "binary_data_size"]))] = "r"
+            tensor["parameters"] = params
+            tail += draw(st.binary(min_size=max(size, 0), max_size=max(size, 0)))
+        if odd():
+            tensor["extra"] = 1
+        inputs.append(draw(_ODD) if odd() else tensor)
+    if not odd():
+        doc["inputs"] = inputs
+    if draw(st.booleans()):
+        outputs: Any = []
+        for _ in range(draw(st.integers(0, 2))):
+            output: dict[str, Any] = {"name": draw(st.sampled_from(["OUTPUT0", "OUTPUT1"]))}
+            if draw(st.booleans()):
+                output["parameters"] = (
+                    draw(st.one_of(st.fixed_dictionaries({"classification": st.integers(0, 2)}), _ODD))
+                    if odd()
+                    else {"binary_data": draw(st.booleans())}
+                )
+            outputs.append(output)
+        doc["outputs"] = draw(_ODD) if odd() else outputs
+    if odd():
+        tail += b"x"
+    return doc, tail
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=_request_docs(), header_length=st.integers(1, 9))
+def test_fast_path_decodes_exactly_like_the_checked_path(case: tuple[dict[str, Any], bytes], header_length: int) -> None:
+    from tritium_frontend_http._inference import _decode_checked, _decode_common
+
+    doc, tail = case
+    body = b" " * header_length + tail
+    fast = _decode_common(doc, body, header_length, "m", "2", LIMIT)
+    if fast is None:
+        return
+    request, plan = _decode_checked(doc, memoryview(body), header_length, "m", "2", LIMIT, None)
+    fast_request, fast_plan = fast
+    assert fast_plan == plan
+    assert list(fast_request.inputs) == list(request.inputs)
+    for name, tensor in request.inputs.items():
+        other = fast_request.inputs[name]
+        assert (other.name, other.datatype) == (tensor.name, tensor.datatype)
+        _same(other.data, tensor.data)
+    assert attrs_without_inputs(fast_request) == attrs_without_inputs(request)
+
+
+def attrs_without_inputs(request: Any) -> dict[str, Any]:
+    import attrs
+
+    fields = attrs.asdict(request, recurse=False)
+    fields.pop("inputs")
+    return fields
+
+
+def test_fast_path_takes_the_common_requests() -> None:
+    from tritium_frontend_http._inference import _decode_common
+
+    json_body = orjson.dumps(
+        {"id": "7", "inputs": [{"name": "A", "datatype": "INT32", "shape": [1, 2], "data": [1, 2]}]}
+    )
+    assert _decode_common(orjson.loads(json_body), json_body, len(json_body), "m", "", LIMIT) is not None
+    header = orjson.dumps(
+        {
+            "inputs": [{"name": "A", "datatype": "FP32", "shape": [2], "parameters": {"binary_data_size": 8}}],
+            "outputs": [{"name": "Y", "parameters": {"binary_data": True}}],
+            "parameters": {"binary_data_output": True},
+        }
+    )
+    body = header + np.ones(2, np.float32).tobytes()
+    decoded = _decode_common(orjson.loads(header), body, len(header), "m", "", LIMIT)
+    assert decoded is not None
+    assert decoded[1].binary == {"Y": True} and decoded[1].default_binary

@@ -195,6 +195,10 @@ def test_models_are_sorted_and_unloaded_models_disappear(prom: Any) -> None:
     ]
     sink.handle(ModelUnloaded("alpha", "3"))
     assert 'model="alpha",version="3"' not in sink.render()
+    sink.handle(ok(model="alpha", version="3"))  # a late event does not bring the series back
+    assert 'model="alpha",version="3"' not in sink.render()
+    sink.handle(ModelLoaded("alpha", "3", 0.2))  # a reload does
+    assert 'nv_inference_request_success{model="alpha",version="3"} 0' in sink.render()
 
 
 def test_cpu_metrics_from_proc(prom: Any, tmp_path: Any) -> None:

@@ -5,7 +5,8 @@ unbatched model returns; no batch exceeds max_batch_size or mixes shapes (the po
 batch is the front of the queue in priority-then-arrival order; with preserve_ordering responses come back
 in batch order; no request waits past its queue delay while an instance stands idle (so at most its delay
 plus the executions in progress); queue limits refuse exactly when the level is full; a REJECT timeout
-answers right after the deadline and never lets an expired request run; cancelled requests never run.
+answers right after the deadline and never lets an expired request run, a DELAY timeout never rejects and
+serves expired requests after the fresh ones of their level; cancelled requests never run.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ class Policy:
     timeout_us: int
     allow_override: bool
     max_queue_size: int
+    delay: bool = False
 
     def text(self) -> str:
         return (
-            f"{{ timeout_action: REJECT default_timeout_microseconds: {self.timeout_us} "
+            f"{{ timeout_action: {'DELAY' if self.delay else 'REJECT'} "
+            f"default_timeout_microseconds: {self.timeout_us} "
             f"allow_timeout_override: {str(self.allow_override).lower()} max_queue_size: {self.max_queue_size} }}"
         )
 
@@ -86,6 +89,7 @@ policies = st.builds(
     timeout_us=st.sampled_from([0, 0, 300, 1500, 6000]),
     allow_override=st.booleans(),
     max_queue_size=st.sampled_from([0, 0, 1, 3, 6]),
+    delay=st.booleans(),
 )
 
 
@@ -159,7 +163,13 @@ async def drive(kit: Any, loop: Any, case: Case) -> tuple[Any, list[Sent], list[
     original_push = queue.push
 
     def spy_form(now: int, *, flush: bool = False) -> Any:
-        before = [e for number in queue._order for lv in [queue._levels[number]] for e in (*lv.main, *lv.delayed)]
+        # The batching order the queue must follow: per level (highest first) its unexpired requests in
+        # arrival order, then those already delayed, then those whose DELAY timeout expires now.
+        before = []
+        for number in queue._order:
+            level = queue._levels[number]
+            expired = [e for e in level.main if e.deadline_ns and now > e.deadline_ns]
+            before += [e for e in level.main if e not in expired] + list(level.delayed) + expired
         formed = original_form(now, flush=flush)
         if formed.batch:
             rejected = {id(e) for e in formed.rejected}
@@ -248,20 +258,21 @@ def test_batcher_properties(kit: Any, case: Case) -> None:
             got = {t.name: t.data for t in item.result.outputs}
             for name, array in expected.items():
                 np.testing.assert_array_equal(got[name], array)
-            if item.deadline_ns:
+            if item.deadline_ns and not case.policy(item.level).delay:
                 assert dispatch_ns[key] <= item.deadline_ns, "an expired request ran"
         elif item.error.message.endswith("Exceeds maximum queue size"):
             assert not ran and not was_rejected and item.error.code is StatusCode.UNAVAILABLE
         else:
             assert item.error.message == "Request timeout expired", item.error
+            assert not case.policy(item.level).delay, "a DELAY policy rejected a request"
             error, at = rejected[key]
             assert error is item.error and item.deadline_ns
             assert item.deadline_ns < at <= item.deadline_ns + SLACK_NS
 
-    # every batch is the front of the queue: priority level first, then arrival
+    # every batch is the front of the queue: priority level first, then arrival (expired DELAY ones last)
     for queued, batch in formations:
-        order = sorted(queued, key=lambda e: (e.level, e.seq))
-        assert batch == order[: len(batch)]
+        assert batch == queued[: len(batch)]
+        assert [e.level for e in queued] == sorted(e.level for e in queued)
 
     # preserve_ordering: responses come back in batch order
     if case.preserve:

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tritium_scheduler_dynamic import DynamicBatcher
 
 import tritium
@@ -103,3 +105,47 @@ def tritium_clock() -> Any:
     import time
 
     return time.monotonic_ns
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    traffic=st.lists(st.tuples(st.integers(1, 3), st.sampled_from([2, 3]), st.integers(0, 3)), min_size=1, max_size=24),
+    instances=st.integers(1, 2),
+    delay_us=st.sampled_from([0, 500]),
+    preferred=st.sets(st.integers(1, 8), max_size=2),
+)
+def test_real_pool_answers_every_request_once_and_correctly(
+    kit: Any, traffic: list[tuple[int, int, int]], instances: int, delay_us: int, preferred: set[int]
+) -> None:
+    """Random traffic through the kernel's InstancePool (real threads, real time): one correct answer per
+    request, batches within max_batch_size and never mixing shapes, statistics consistent."""
+    batching = f"max_queue_delay_microseconds: {delay_us} priority_levels: 3 default_priority_level: 2"
+    if preferred:
+        batching += " preferred_batch_size: [ " + ", ".join(map(str, sorted(preferred))) + " ]"
+    config = kit.simple_config(dims="-1", batching=batching, instances=instances)
+    requests = [
+        kit.make_request(i, batch_size=size, width=width, priority=priority)
+        for i, (size, width, priority) in enumerate(traffic)
+    ]
+
+    async def main() -> tuple[list[Any], Any]:
+        pool = kit.real_pool(config, instances)
+        scheduler = DynamicBatcher(kit.scheduler_context(pool, config, tritium_clock()))
+        try:
+            results = await run_requests(kit, scheduler, requests)
+            await scheduler.close()
+        finally:
+            pool.close()
+        return results, pool
+
+    results, pool = asyncio.run(main())
+    for request, response in zip(requests, results, strict=True):
+        assert not isinstance(response, BaseException), response
+        for tensor in response.outputs:
+            np.testing.assert_array_equal(tensor.data, kit.expected_outputs(request)[tensor.name])
+    stats = pool.statistics.as_dict()
+    assert int(stats["inference_count"]) == sum(size for size, _, _ in traffic)
+    assert sum(batch_stats(pool).values()) == int(stats["execution_count"])
+    assert max(batch_stats(pool)) <= 8
+    for instance in pool.instances:
+        assert all(size <= 8 for size in instance.batch_sizes)

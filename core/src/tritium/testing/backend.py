@@ -287,7 +287,9 @@ class BackendConformance:
     @settings(
         max_examples=20,
         deadline=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        suppress_health_check=[
+            HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.differing_executors
+        ],
     )
     @given(data=st.data())
     def test_execute_generated_requests(

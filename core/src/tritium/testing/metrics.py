@@ -68,7 +68,11 @@ class MetricsSinkConformance:
         for event in typical_events():
             metrics_sink.handle(event)
 
-    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=200,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.differing_executors],
+    )
     @given(event=events(odd=True))
     def test_odd_values_never_raise(self, metrics_sink: MetricsSink, event: Event) -> None:
         metrics_sink.handle(event)

@@ -231,7 +231,7 @@ def request_from_proto(
     raw_index = 0
     for io in msg.inputs:
         name = io.name
-        shape = tuple(io.shape)
+        shape = tuple(io.shape[:])  # slicing copies upb's repeated field in C
         if shape and min(shape) < 0:
             _check_shape(shape, name, msg)
         if raw_index < raw_count and not io.parameters and not io.HasField("contents"):

@@ -8,17 +8,21 @@ settings as string lists, log settings as typed oneofs) are converted here by ha
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
+from google.protobuf.message import Message
 
 from tritium import TritiumError
 from tritium_frontend_grpc.proto import grpc_service_pb2 as pb
 
+_M = TypeVar("_M", bound=Message)
 
-def parse(data: Mapping[str, Any], message: Any) -> Any:
+
+def parse(data: Mapping[str, Any], message: _M) -> _M:
     """Fill ``message`` from a JSON-shaped dict, ignoring keys the message does not have."""
-    return json_format.ParseDict(dict(data), message, ignore_unknown_fields=True)
+    json_format.ParseDict(dict(data), message, ignore_unknown_fields=True)
+    return message
 
 
 def server_metadata(data: Mapping[str, Any]) -> pb.ServerMetadataResponse:

@@ -111,6 +111,8 @@ class GrpcFrontend(Frontend):
     async def start(self) -> None:
         from grpc_reflection.v1alpha import reflection
 
+        if self._server is not None:
+            return  # already serving
         settings = self.settings
         credentials = server_credentials(settings) if settings.use_ssl else None
         server = grpc.aio.server(options=channel_options(settings))
@@ -129,6 +131,7 @@ class GrpcFrontend(Frontend):
         if port == 0:
             raise OSError(f"Socket '{address}' already in use ")
         await server.start()
+        self._servicer.accepting = True
         self._server = server
         self.port = port
         _log.info("Started GRPCInferenceService at %s:%d", settings.address, port)

@@ -183,7 +183,7 @@ class GrpcServicer:
             status = health_pb2.HealthCheckResponse.NOT_SERVING
         return health_pb2.HealthCheckResponse(status=status)
 
-    async def ModelReady(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ModelReadyResponse:
+    async def ModelReady(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         return await self._call(context, lambda: pb.ModelReadyResponse(
             ready=self._service.model_ready(request.name, _checked_version(request.version))
         ))
@@ -244,7 +244,8 @@ class GrpcServicer:
             if name:
                 raise TritiumError.not_found(f"Unable to find system shared memory region: '{name}'")
             return []
-        return self._shm.status(name or None)
+        regions: list[dict[str, Any]] = self._shm.status(name or None)
+        return regions
 
     async def SystemSharedMemoryStatus(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         return await self._call(context, lambda: _control.system_shm_status(self._system_regions(request.name)))

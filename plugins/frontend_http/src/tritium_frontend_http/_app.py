@@ -83,6 +83,7 @@ class HttpApp:
         self._routes: dict[str, tuple[Handler, tuple[str, ...]]] = {}
         self._raw_specs: dict[tuple[str, str], RawInputSpec] = {}
         self._executor: ThreadPoolExecutor | None = None
+        self._restricted_inference = settings.restricted.get("inference")
 
     def close(self) -> None:
         if self._executor is not None:
@@ -278,34 +279,50 @@ class HttpApp:
     def _header_length(self, value: str | None, content_length: int) -> int:
         if value is None:
             return content_length
-        try:
-            length = stoi(value)
-        except ValueError:
-            raise invalid(f"Unable to parse {HEADER_LENGTH}, got: {value}") from None
-        except OverflowError:
-            raise invalid(
-                f"Unable to parse {HEADER_LENGTH}, value is out of range [ {_INT32_MIN}, {_INT32_MAX} ], got: {value}"
-            ) from None
+        if value.isascii() and value.isdigit() and len(value) < 10:  # the usual plain number: stoi's answer
+            length = int(value)
+        else:
+            try:
+                length = stoi(value)
+            except ValueError:
+                raise invalid(f"Unable to parse {HEADER_LENGTH}, got: {value}") from None
+            except OverflowError:
+                raise invalid(
+                    f"Unable to parse {HEADER_LENGTH}, value is out of range [ {_INT32_MIN}, {_INT32_MAX} ], "
+                    f"got: {value}"
+                ) from None
         if length < 0 or length > content_length:
             raise invalid(f"inference header size should be in range (0, {content_length}), got: {value}")
         return length
 
     async def infer(self, request: BaseRequest, model: str, version: str) -> web.StreamResponse:
-        self._restrict(request, "inference")
-        self._method(request, "POST")
+        if self._restricted_inference is not None:
+            self._restrict(request, "inference")
+        if request.method != "POST":
+            raise HttpError(405, "Method Not Allowed")
         service = self.service
         if service.is_decoupled(model, version):
             raise TritiumError.unsupported("HTTP end point doesn't support models with decoupled transaction policy")
         headers = request.headers
         header_value = headers.get(HEADER_LENGTH)
         limit = self.settings.max_input_size
-        if header_value is None:
-            too_large = self._json_too_large
-        elif header_value.strip() == "0":
-            too_large = self._raw_too_large
+        content = request.content
+        length = request.content_length
+        if (
+            length is not None
+            and length <= limit
+            and content.is_eof()
+            and headers.get("Content-Encoding") is None
+        ):
+            body = content.read_nowait()  # the whole body arrived with the headers: no awaiting
         else:
-            too_large = self._body_too_large
-        body = await self._read_body(request, too_large)
+            if header_value is None:
+                too_large = self._json_too_large
+            elif header_value.strip() == "0":
+                too_large = self._raw_too_large
+            else:
+                too_large = self._body_too_large
+            body = await self._read_body(request, too_large)
         header_length = self._header_length(header_value, len(body))
         shm = service.shared_memory
         if header_length == 0:
@@ -322,10 +339,11 @@ class HttpApp:
             forward_headers(infer_request, raw, pattern)
         response = await service.infer(infer_request)
         payload, json_length = encode_response(response, plan, shm)
-        out_headers = {"Content-Type": JSON_TYPE if json_length is None else "application/octet-stream"}
-        if json_length is not None:
-            out_headers[HEADER_LENGTH] = str(json_length)
         accept = headers.get("Accept-Encoding")
+        if json_length is None:
+            out_headers = {"Content-Type": JSON_TYPE}
+        else:
+            out_headers = {"Content-Type": "application/octet-stream", HEADER_LENGTH: str(json_length)}
         if accept:
             encoding = compression.response_encoding(accept)
             if encoding != compression.IDENTITY:

@@ -22,6 +22,7 @@ from tritium import (
     ParameterValue,
     RequestedOutput,
     SharedMemoryRegistry,
+    Tensor,
     TritiumError,
     codec,
 )
@@ -324,13 +325,176 @@ def decode_request(
     shm: SharedMemoryRegistry | None = None,
 ) -> tuple[InferenceRequest, OutputPlan]:
     """Decode a JSON (+ binary tail) inference request; ``header_length`` > 0 is the JSON's length."""
-    view = memoryview(body)
     if header_length > max_input_size:
         raise invalid(
             f"request JSON size of {header_length} bytes exceeds the maximum allowed input size of "
             f"{max_input_size} bytes. Use --http-max-input-size to increase the limit."
         )
-    doc = js.parse(view[:header_length])
+    doc = js.parse(body if header_length == len(body) else memoryview(body)[:header_length])
+    decoded = _decode_common(doc, body, header_length, model, version, max_input_size)
+    if decoded is not None:
+        return decoded
+    return _decode_checked(doc, memoryview(body), header_length, model, version, max_input_size, shm)
+
+
+# ----------------------------------------------------------------------------- the common case, fast
+_FastType = tuple[DataType, "np.dtype[Any]", int, str]
+_FAST_TYPES: dict[str, _FastType] = {
+    dt.value: (
+        dt,
+        dt.numpy_dtype,
+        dt.itemsize,
+        "b" if dt is DataType.BOOL else "i" if dt.value.startswith("INT") else "iu" if dt.value[0] == "U" else "iuf",
+    )
+    for dt in DataType
+    if dt not in (DataType.BYTES, DataType.BF16)
+}
+"""Wire datatypes the fast path decodes: (datatype, numpy dtype, item size, array kinds JSON data may
+parse to). FP16 is binary only (JSON FP16 is an error, left to the checked path)."""
+_BOOL_DTYPE = np.dtype(np.bool_)
+_UINT8 = np.dtype(np.uint8)
+_FP16_NAME = DataType.FP16.value
+_INPUT_KEYS = frozenset({"name", "datatype", "shape", "data"})
+_BINARY_INPUT_KEYS = frozenset({"name", "datatype", "shape", "parameters"})
+_I64_MAX = INT64_MAX
+_ABSENT: Any = object()
+
+
+def _decode_common(
+    doc: Any, body: bytes | bytearray | memoryview, header_length: int, model: str, version: str, max_input_size: int
+) -> tuple[InferenceRequest, OutputPlan] | None:
+    """The request as :func:`_decode_checked` would decode it, or None when it is not the common case.
+
+    The common case is what clients send: fixed-size tensors as JSON ``data`` or binary (``binary_data_size``
+    the only input parameter), an optional string ``id``, ``binary_data_output`` the only request parameter,
+    requested outputs with at most ``binary_data``. Anything else, and anything that would be an error, is
+    left to the checked path (which reports Triton's exact message), so the two agree on every request
+    this one accepts (a property test holds them to it).
+    """
+    if type(doc) is not dict:
+        return None
+    request_id = doc.get("id", "")
+    if type(request_id) is not str:
+        return None
+    default_binary = False
+    params = doc.get("parameters", _ABSENT)
+    if params is not _ABSENT:
+        if type(params) is not dict:
+            return None
+        for key, value in params.items():
+            if key != "binary_data_output" or type(value) is not bool:
+                return None
+            default_binary = value
+    tensors = doc.get("inputs")
+    if type(tensors) is not list:
+        return None
+    inputs: dict[str, Tensor] = {}
+    offset = header_length
+    end = len(body)
+    for tensor in tensors:
+        if type(tensor) is not dict:
+            return None
+        name = tensor.get("name")
+        datatype_name = tensor.get("datatype")
+        shape = tensor.get("shape")
+        if type(name) is not str or type(datatype_name) is not str or type(shape) is not list or name in inputs:
+            return None
+        fast = _FAST_TYPES.get(datatype_name)
+        if fast is None:
+            return None
+        count = 1
+        for dim in shape:
+            if type(dim) is not int or dim < 0 or dim > _I64_MAX:
+                return None
+            count *= dim
+        if count == 0 or count > _I64_MAX:
+            return None
+        datatype, dtype, itemsize, kinds = fast
+        keys = tensor.keys()
+        if keys <= _INPUT_KEYS and "data" in tensor:
+            data = tensor["data"]
+            if (
+                type(data) is not list
+                or not shape  # Triton counts no elements in a JSON scalar: the checked path's zeros
+                or datatype is DataType.FP16
+                or count > _I64_MAX // itemsize
+                or count * itemsize > max_input_size
+            ):
+                return None
+            try:
+                array = np.array(data)
+            except (ValueError, TypeError, OverflowError):
+                return None
+            if array.size != count or array.dtype.kind not in kinds:
+                return None
+            if kinds == "iu" and array.dtype.kind == "i" and int(array.min()) < 0:
+                return None
+            array = array.reshape(shape).astype(dtype, copy=False)
+        elif keys <= _BINARY_INPUT_KEYS and "parameters" in tensor:
+            input_params = tensor["parameters"]
+            if type(input_params) is not dict or len(input_params) != 1:
+                return None
+            size = input_params.get("binary_data_size")
+            if type(size) is not int or size != count * itemsize or size > end - offset:
+                return None
+            if dtype is _BOOL_DTYPE:
+                array = np.frombuffer(body, _UINT8, count, offset).astype(_BOOL_DTYPE)
+            else:
+                array = np.frombuffer(body, dtype, count, offset)
+                if not array.flags.aligned:
+                    array = array.copy()
+            array = array.reshape(shape)
+            offset += size
+        else:
+            return None
+        inputs[name] = Tensor(name, datatype, array)
+    if offset != end:
+        return None
+    plan = OutputPlan(default_binary=default_binary)
+    requested: list[RequestedOutput] = []
+    outputs = doc.get("outputs", _ABSENT)
+    if outputs is not _ABSENT:
+        if type(outputs) is not list:
+            return None
+        binary = plan.binary
+        for output in outputs:
+            if type(output) is not dict:
+                return None
+            name = output.get("name")
+            if type(name) is not str or name in binary:
+                return None
+            wants_binary = False
+            output_params = output.get("parameters")
+            if output_params is not None:
+                if type(output_params) is not dict:
+                    return None
+                for key, value in output_params.items():
+                    if key != "binary_data" or type(value) is not bool:
+                        return None
+                    wants_binary = value
+            binary[name] = wants_binary
+            requested.append(RequestedOutput(name, 0, {}))
+    request = InferenceRequest(
+        model_name=model,
+        inputs=inputs,
+        model_version=int(version) if version else -1,
+        id=request_id,
+        requested_outputs=requested,
+    )
+    return request, plan
+
+
+# --------------------------------------------------------------------------- every case, with checks
+def _decode_checked(
+    doc: Any,
+    view: memoryview,
+    header_length: int,
+    model: str,
+    version: str,
+    max_input_size: int,
+    shm: SharedMemoryRegistry | None,
+) -> tuple[InferenceRequest, OutputPlan]:
+    """Decode any request with Triton's checks, in its order, and its error messages."""
     request = InferenceRequest(model_name=model, inputs={}, model_version=parse_version(version))
     plan = OutputPlan()
     is_object = type(doc) is dict
@@ -373,9 +537,7 @@ def decode_request(
     return request, plan
 
 
-def _tensor(name: str, datatype: DataType, array: np.ndarray[Any, Any]) -> Any:
-    from tritium import Tensor
-
+def _tensor(name: str, datatype: DataType, array: np.ndarray[Any, Any]) -> Tensor:
     return Tensor(name, datatype, array)
 
 
@@ -459,22 +621,42 @@ def encode_response(
     for tensor in response.outputs:
         name = tensor.name
         datatype = tensor.datatype
-        entry: dict[str, Any] = {"name": name, "datatype": datatype.value, "shape": list(tensor.data.shape)}
+        array = tensor.data
+        wire, dtype = _OUT_TYPES[datatype._value_]
+        entry: dict[str, Any] = {"name": name, "datatype": wire, "shape": list(array.shape)}
         if shm_plan and name in shm_plan:
-            _write_shm(tensor.data, datatype, name, shm_plan[name], shm)
+            _write_shm(array, datatype, name, shm_plan[name], shm)
         elif binary_plan.get(name, default_binary):
-            buffer = codec.encode_tensor(tensor.data, datatype)
+            if dtype is not None and array.dtype == dtype and array.size and array.ndim and array.flags.c_contiguous:
+                buffer: bytes | memoryview = array.data.cast("B")
+            else:
+                buffer = codec.encode_tensor(array, datatype)
             entry["parameters"] = {"binary_data_size": len(buffer)}
             if len(buffer):
                 buffers.append(buffer)
+        elif dtype is not None and array.dtype == dtype and array.flags.c_contiguous:
+            entry["data"] = array.reshape(-1)
         else:
-            entry["data"] = array_to_json(tensor.data, datatype, name)
+            entry["data"] = array_to_json(array, datatype, name)
         outputs.append(entry)
     doc["outputs"] = outputs
     header = js.dumps(doc, option=js.OPT_NUMPY)
     if not buffers:
         return header, None
     return b"".join([header, *buffers]), len(header)
+
+
+_OUT_TYPES: dict[str, tuple[str, np.dtype[Any] | None]] = {
+    dt.value: (
+        dt.value,
+        None
+        if dt in (DataType.BYTES, DataType.BF16, DataType.FP16) or dt.numpy_dtype.byteorder == ">"
+        else dt.numpy_dtype,
+    )
+    for dt in DataType
+}
+"""Per wire datatype of an output: its name, and the numpy dtype whose native, C-contiguous arrays go out
+as they are (a byte view in binary, the array itself for orjson); None where the general encoders decide."""
 
 
 def _write_shm(

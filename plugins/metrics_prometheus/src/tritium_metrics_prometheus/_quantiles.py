@@ -87,8 +87,8 @@ class TargetedQuantiles:
         with np.errstate(divide="ignore", invalid="ignore"):
             upper = np.where(q > 0, 2.0 * e * r / np.where(q > 0, q, 1.0), np.inf)
             lower = np.where(q < 1, 2.0 * e * (n - r) / np.where(q < 1, 1.0 - q, 1.0), np.inf)
-        allowed = np.where(q * n <= r, upper, lower).min(axis=0)
-        return np.minimum(allowed, n + 1.0)  # never more than the whole stream
+        allowed: np.ndarray = np.minimum(np.where(q * n <= r, upper, lower).min(axis=0), n + 1.0)
+        return allowed  # never more than the whole stream
 
     def _flush(self) -> None:
         if self._buffer:

@@ -66,6 +66,7 @@ class PrometheusSink(MetricsSink):
         self._poller: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self.bound_port: int | None = None
+        self._unloaded_versions: set[tuple[str, str]] = set()
         self._handlers: dict[type, Callable[[Any], None]] = {
             RequestCompleted: self._completed,
             BatchExecuted: self._executed,
@@ -80,29 +81,43 @@ class PrometheusSink(MetricsSink):
         if handler is not None:
             handler(event)
 
-    def _series(self, model: str, version: str) -> ModelSeries:
+    def _series(self, model: str, version: str) -> ModelSeries | None:
+        """The series of a model version; created on its first event, except after it unloaded (a late
+        event must not bring an unloaded version's series back)."""
         key = (model, version)
         series = self.state.models.get(key)
         if series is None:
+            if key in self._unloaded_versions:
+                return None
             series = self.state.models[key] = ModelSeries(model, version, self.settings.metrics)
         return series
 
     def _completed(self, event: RequestCompleted) -> None:
-        self._series(event.model, event.version).completed(event)
+        series = self._series(event.model, event.version)
+        if series is not None:
+            series.completed(event)
 
     def _executed(self, event: BatchExecuted) -> None:
-        self._series(event.model, event.version).exec_count += 1.0
+        series = self._series(event.model, event.version)
+        if series is not None:
+            series.exec_count += 1.0
 
     def _queue_size(self, event: QueueSizeChanged) -> None:
-        self._series(event.model, event.version).pending = float(event.pending)
+        series = self._series(event.model, event.version)
+        if series is not None:
+            series.pending = float(event.pending)
 
     def _loaded(self, event: ModelLoaded) -> None:
+        self._unloaded_versions.discard((event.model, event.version))
         series = self._series(event.model, event.version)
+        assert series is not None
         series.load_seconds = float(event.load_seconds)
         self._resolve(series)
 
     def _unloaded(self, event: ModelUnloaded) -> None:
-        self.state.models.pop((event.model, event.version), None)
+        key = (event.model, event.version)
+        self.state.models.pop(key, None)
+        self._unloaded_versions.add(key)
 
     def _resolve(self, series: ModelSeries) -> None:
         """Read the model's ``metric_tags`` and histogram buckets from its config, once it is served."""

@@ -67,9 +67,6 @@ class DynamicBatcher(Scheduler):
         self._queue = BatchQueue(self.settings)
         self._version = str(ctx.model_version)
         self._hold = self.settings.delay_count
-        # Requests may skip the queue when it is empty and an instance is free: only without a queue
-        # delay (which would wait for company) and without preserve_ordering (which orders through it).
-        self._direct = settings.max_queue_delay_ns == 0 and not settings.preserve_ordering
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -86,12 +83,6 @@ class DynamicBatcher(Scheduler):
     async def infer(self, request: InferenceRequest) -> InferenceResponse:
         if self._closing:
             raise TritiumError.unavailable(_log_prefix(request) + STOPPING_MESSAGE)
-        if self._direct and not self._queue and not self._hold:
-            # Nothing queued, no queue delay: Triton would send this request alone to a free instance at
-            # once. Doing it here skips the batcher task (a third of the per-request work at low load).
-            lease = self._pool.try_acquire()
-            if lease is not None:
-                return await self._execute_alone(lease, request)
         loop = asyncio.get_running_loop()
         if self._task is None:
             self._task = loop.create_task(self._run(), name=f"dynamic-batcher:{self._ctx.model_name}")
@@ -120,15 +111,6 @@ class DynamicBatcher(Scheduler):
                 self._pool.reject(request, TritiumError.cancelled())
                 self._queue_changed()
             raise
-
-    async def _execute_alone(self, lease: InstanceLease, request: InferenceRequest) -> InferenceResponse:
-        try:
-            (result,) = await self._pool.execute(lease, [request])
-        finally:
-            self._pool.release(lease)
-        if isinstance(result, BaseException):
-            raise result
-        return result
 
     def pending_count(self) -> int:
         return len(self._queue)
