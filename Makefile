@@ -50,6 +50,7 @@ bench: install examples
 # Regenerates the committed *_pb2.py files from our .proto files (a test checks they are current).
 proto: install
 	$(PY) core/tools/gen_protos.py
+	$(PY) plugins/frontend_grpc/tools/gen_protos.py
 
 clean:
 	rm -rf $(VENV) $(EXAMPLES)

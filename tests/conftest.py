@@ -24,16 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # Real `tritium serve` processes (generic: HTTP, gRPC and metrics tests all use this).
 # ------------------------------------------------------------------------------------------------------
 
-_LAUNCHER = (
-    "import importlib, sys\n"
-    "from tritium._cli import run\n"
-    "plugins = [(m.rsplit('.', 1)[-1], importlib.import_module(m)) for m in sys.argv[1].split(',') if m]\n"
-    "sys.exit(run(sys.argv[2:], extra_plugins=plugins))\n"
-)
-"""Runs ``tritium serve`` (the same CLI code) with extra in-process plugin modules, e.g. the kernel's
-``tritium.testing.fakes`` backends, which no entry point installs."""
-
-
 def free_port() -> int:
     """A TCP port the OS says is free on 127.0.0.1 now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -80,10 +70,9 @@ class TritiumServe:
             )
             if plugin_port is not None and flag not in given:
                 flags.append(f"{flag}=127.0.0.1")
-        if extra_plugins:
-            command = [sys.executable, "-c", _LAUNCHER, ",".join(extra_plugins), "serve", *flags]
-        else:
-            command = [str(Path(sys.executable).parent / "tritium"), "serve", *flags]
+        # --plugin loads modules no entry point installs, e.g. the kernel's tritium.testing.fakes backends.
+        plugin_flags = [f"--plugin={module}" for module in extra_plugins]
+        command = [str(Path(sys.executable).parent / "tritium"), "serve", *plugin_flags, *flags]
         self.command = command
         self.log_path = log_path
         self._log_file = open(log_path, "wb")  # noqa: SIM115 - closed in stop()

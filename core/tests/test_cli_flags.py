@@ -137,6 +137,7 @@ def test_defaults_match_server_options() -> None:
         (["--log-file", "/tmp/x.log"], "log_file", "/tmp/x.log"),
         (["--id", "my-server"], "server_id", "my-server"),
         (["--disable-plugin", "metrics_stats"], "disabled_plugins", ("metrics_stats",)),
+        (["--plugin", "tritium.testing.fakes"], "extra_plugins", ("tritium.testing.fakes",)),
         (
             [
                 "--backend-config",
@@ -158,6 +159,12 @@ def test_every_kernel_flag_is_covered_by_a_test() -> None:
     tested = {arg.split("=")[0] for case in test_kernel_flag.pytestmark[0].args[1] for arg in case[0]}  # type: ignore[attr-defined]
     flags = {flag for opt in KERNEL_OPTIONS for flag in opt.flags}
     assert flags - tested == {"--model-repository"} - tested
+
+
+def test_plugin_flag_loads_a_module_plugin() -> None:
+    invocation = parse(*REPO, "--plugin", "tritium.testing.fakes:fake_plugin")
+    assert "identity" in invocation.host.backends
+    assert invocation.host.owner("backend", "identity").name == "fake_plugin"
 
 
 def test_strict_model_config_warns() -> None:

@@ -211,6 +211,15 @@ KERNEL_OPTIONS: tuple[KernelOption, ...] = (
     ),
     KernelOption("id", ("--id",), str, "triton", "Server name reported in the server metadata."),
     KernelOption(
+        "plugin",
+        ("--plugin",),
+        list,
+        [],
+        "Also load the plugin in this importable module ('module' or 'module:object' holding the hook "
+        "implementations), besides the installed entry points; repeatable. For development and tests.",
+        metavar="MODULE",
+    ),
+    KernelOption(
         "disable_plugin",
         ("--disable-plugin",),
         list,

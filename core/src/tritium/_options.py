@@ -16,7 +16,8 @@ class ServerOptions:
 
     ``backend_config`` maps a backend name (or ``""`` for every backend) to its ``--backend-config``
     settings. ``components`` maps ``"<kind>.<name>"`` (e.g. ``"frontend.http"``) to that component's
-    resolved options, including ``"enabled"``.
+    resolved options, including ``"enabled"``. ``extra_plugins`` are ``module[:object]`` references loaded
+    besides the installed entry points (``--plugin``).
     """
 
     model_repositories: tuple[str, ...] = ()
@@ -41,4 +42,5 @@ class ServerOptions:
     log_file: str = ""
     backend_config: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict)
     disabled_plugins: tuple[str, ...] = ()
+    extra_plugins: tuple[str, ...] = ()
     components: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)

@@ -458,8 +458,18 @@ def _cause(exc: BaseException) -> str:
 
 def _loader(obj: object) -> Callable[[], object]:
     if isinstance(obj, str):
+        module, _, attribute = obj.partition(":")
+        if attribute:
+            return lambda: getattr(importlib.import_module(module), attribute)
         return lambda: importlib.import_module(obj)
     return lambda: obj
+
+
+def plugin_reference(reference: str) -> tuple[str, str]:
+    """``(name, reference)`` for a ``--plugin`` value ``module`` or ``module:object``; the name is the
+    object's (else the module's last component), as shown by ``tritium plugins``."""
+    module, _, attribute = reference.partition(":")
+    return (attribute or module.rsplit(".", 1)[-1], reference)
 
 
 def _describe_target(obj: object) -> str:

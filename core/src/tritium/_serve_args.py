@@ -31,7 +31,7 @@ from tritium._flags import (
     parse_bool,
 )
 from tritium._options import ServerOptions
-from tritium._plugins import PluginHost
+from tritium._plugins import PluginHost, plugin_reference
 from tritium._server_config import (
     ServerConfigFile,
     _installed_components,
@@ -158,6 +158,7 @@ def _pre_parser() -> _Parser:
     parser.add_argument("--print-config-schema", action="store_true", dest="schema")
     parser.add_argument("--config", dest="config")
     parser.add_argument("--disable-plugin", action="append", dest="disable")
+    parser.add_argument("--plugin", action="append", dest="plugin")
     return parser
 
 
@@ -406,7 +407,9 @@ def parse_serve_args(
     informational = bool(pre.help or pre.schema)
     file: ServerConfigFile | None = read_server_config(pre.config) if pre.config else None
     disabled = pre.disable if pre.disable is not None else (file.server.get("disable_plugin", []) if file else [])
-    host = PluginHost(disabled=disabled, extra_plugins=extra_plugins, discover=discover)
+    modules = pre.plugin if pre.plugin is not None else (file.server.get("plugin", []) if file else [])
+    extra = [*extra_plugins, *(plugin_reference(m) for m in modules)]
+    host = PluginHost(disabled=disabled, extra_plugins=extra, discover=discover)
     host.load(strict=not informational)
 
     parser = build_serve_parser(host)

@@ -22,7 +22,7 @@ from tritium._dataplane import DataPlane
 from tritium._events import EventBus
 from tritium._lifecycle import ModelManager
 from tritium._options import ServerOptions
-from tritium._plugins import PluginHost
+from tritium._plugins import PluginHost, plugin_reference
 from tritium._settings import LogSettings
 from tritium._stats import ModelStatistics
 from tritium._tensors import InferenceRequest, InferenceResponse
@@ -75,9 +75,13 @@ class Server:
         host: PluginHost | None = None,
     ) -> None:
         self.options = options or ServerOptions()
-        self.host = host or PluginHost(disabled=self.options.disabled_plugins, extra_plugins=plugins)
+        if host is None:
+            extra = [*plugins, *(plugin_reference(m) for m in self.options.extra_plugins)]
+            host = PluginHost(disabled=self.options.disabled_plugins, extra_plugins=extra)
+        self.host = host
         self._bus = EventBus(on_error=self._sink_failed)
         self._frontends: list[Frontend] = []
+        self._running: list[Frontend] = []
         self._sinks: list[MetricsSink] = []
         self._models: ModelManager | None = None
         self._service: DataPlane | None = None
@@ -124,6 +128,8 @@ class Server:
         self._service = service
         self._sinks = self._create_components("metrics_sink", self.host.metrics_sinks)
         self._bus.handlers = tuple(sink.handle for sink in self._sinks)
+        # Created (and so their options checked) before the models load; started only after.
+        self._frontends = self._create_components("frontend", self.host.frontends)
         try:
             for sink in self._sinks:
                 await sink.start()
@@ -135,9 +141,9 @@ class Server:
                 )
             _log.info("model status:\n%s", format_model_table(service.repository_index()))
             service.mark_live()
-            self._frontends = self._create_components("frontend", self.host.frontends)
             for frontend in self._frontends:
                 await frontend.start()
+                self._running.append(frontend)
                 _log.info("started %s", frontend.describe())
             self._models.start_polling()
         except BaseException:
@@ -172,12 +178,12 @@ class Server:
             service.begin_shutdown()
         if self._models is not None:
             await self._models.stop_polling()
-        if self._frontends:
+        if self._running:
             results = await asyncio.gather(
-                *(asyncio.wait_for(f.stop(), max(timeout, 0.1)) for f in self._frontends),
+                *(asyncio.wait_for(f.stop(), max(timeout, 0.1)) for f in self._running),
                 return_exceptions=True,
             )
-            for frontend, result in zip(self._frontends, results, strict=True):
+            for frontend, result in zip(self._running, results, strict=True):
                 if isinstance(result, BaseException):
                     clean = False
                     _log.warning("stopping %s: %r", frontend.describe(), result)

@@ -367,6 +367,7 @@ def assemble_server_options(
         log_file=values["log_file"],
         backend_config=backends,
         disabled_plugins=tuple(values["disable_plugin"]),
+        extra_plugins=tuple(values["plugin"]),
         components=components,
     )
 
@@ -384,7 +385,12 @@ def server_options_from_config(
     if host is None:
         from tritium._plugins import PluginHost
 
-        host = PluginHost(disabled=file.server.get("disable_plugin", ()))
+        from tritium._plugins import plugin_reference
+
+        host = PluginHost(
+            disabled=file.server.get("disable_plugin", ()),
+            extra_plugins=[plugin_reference(m) for m in file.server.get("plugin", ())],
+        )
         host.load()
     return assemble_server_options(host, file=file, warn=warn)
 

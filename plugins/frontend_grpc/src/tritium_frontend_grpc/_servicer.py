@@ -10,7 +10,6 @@ check; unrestricted handlers pay nothing for the feature.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -25,8 +24,6 @@ from tritium_frontend_grpc._options import INT32_MAX, GrpcSettings, Restriction
 from tritium_frontend_grpc._params import forwarded_headers
 from tritium_frontend_grpc.proto import grpc_service_pb2 as pb
 
-_log = logging.getLogger("tritium.frontend.grpc")
-
 SERVICE_NAME = "inference.GRPCInferenceService"
 HEALTH_SERVICE_NAME = "grpc.health.v1.Health"
 DECOUPLED_MESSAGE = "ModelInfer RPC doesn't support models with decoupled transaction policy"
@@ -36,7 +33,7 @@ SHM_DISABLED_MESSAGE = (
 )
 _COMPRESSION = {"low": grpc.Compression.Gzip, "medium": grpc.Compression.Deflate, "high": grpc.Compression.Deflate}
 
-# RPC -> (restricted category, request class, response class, unary?)
+# RPC -> (restricted protocol category, request class, response class)
 _RPCS: dict[str, tuple[str, Any, Any]] = {
     "ServerLive": ("health", pb.ServerLiveRequest, pb.ServerLiveResponse),
     "ServerReady": ("health", pb.ServerReadyRequest, pb.ServerReadyResponse),
@@ -340,6 +337,13 @@ class GrpcServicer:
         context.set_compression(self._compression)
         await context.send_initial_metadata(())
 
+    def _stream_decoupled(self, msg: pb.ModelInferRequest) -> bool:
+        """Whether a stream request may get several responses (True when the service cannot tell)."""
+        try:
+            return self._service.is_decoupled(msg.model_name, msg.model_version)
+        except NotImplementedError:
+            return True
+
     def _decoupled(self, msg: pb.ModelInferRequest) -> bool:
         try:
             return self._service.is_decoupled(msg.model_name, msg.model_version)
@@ -366,9 +370,10 @@ class GrpcServicer:
         if self._compression is not None:
             await self._compress(context)
 
-        def finished(task: asyncio.Task[None]) -> None:
+        def finished(task: asyncio.Task[None] | None) -> None:
             nonlocal producers
-            tasks.discard(task)
+            if task is not None:
+                tasks.discard(task)
             producers -= 1
             if producers == 0 and not all_done.done():
                 all_done.set_result(None)
@@ -382,11 +387,24 @@ class GrpcServicer:
                 await context.write(out)
 
         async def serve(msg: pb.ModelInferRequest) -> None:
+            # Accounting in `finally` rather than a done callback: one loop callback less per request.
             try:
                 if not self.accepting:
                     raise TritiumError.unavailable(SHUTTING_DOWN_MESSAGE)
                 forwarded = forwarded_headers(forwarded_pattern, metadata) if forwarded_pattern else None
                 request, shm_outputs = request_from_proto(msg, self._shm, forwarded)
+                if not self._stream_decoupled(msg):
+                    # One response: the unary data path is cheaper than the kernel's response iterator.
+                    out = pb.ModelStreamInferResponse()
+                    infer_response = out.infer_response
+                    response_to_proto(await self._service.infer(request), infer_response, self._shm, shm_outputs)
+                    infer_response.parameters["triton_final_response"].bool_param = True
+                    if room is None:
+                        async with write_lock:
+                            await context.write(out)
+                    else:
+                        await send(out)
+                    return
                 async for response in self._service.infer_stream(request):
                     out = pb.ModelStreamInferResponse()
                     infer_response = out.infer_response
@@ -405,17 +423,17 @@ class GrpcServicer:
                 out.infer_response.id = msg.id
                 out.infer_response.parameters["triton_final_response"].bool_param = True
                 await send(out)
+            finally:
+                finished(asyncio.current_task())
 
         async def read() -> None:
             nonlocal producers
             async for msg in request_iterator:
                 producers += 1
-                task = loop.create_task(serve(msg))
-                tasks.add(task)
-                task.add_done_callback(finished)
+                tasks.add(loop.create_task(serve(msg)))
 
         reader = loop.create_task(read())
-        reader.add_done_callback(finished)
+        reader.add_done_callback(lambda _: finished(None))
         self._readers.add(reader)
         if not self.accepting:
             reader.cancel()
