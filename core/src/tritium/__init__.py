@@ -3,7 +3,7 @@
 The public API is what ``__all__`` lists; modules starting with ``_`` are private.
 """
 
-from tritium import codec
+from tritium import codec, protocol
 from tritium._datatypes import DataType
 from tritium._errors import ConfigError, FailureReason, PluginError, StatusCode, TritiumError
 from tritium._events import (
@@ -79,6 +79,7 @@ __all__ = [
     "TritiumError",
     "TRITON_COMPAT_VERSION",
     "codec",
+    "protocol",
     "hookimpl",
     "hookspec",
     "__version__",

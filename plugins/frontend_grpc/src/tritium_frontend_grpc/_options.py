@@ -12,22 +12,11 @@ from typing import Any
 
 import attrs
 
-from tritium import ConfigError, OptionSpec
+from tritium import ConfigError, OptionSpec, protocol
 
 INT32_MAX = 2**31 - 1
 
-RESTRICTED_CATEGORIES = (
-    "health",
-    "metadata",
-    "inference",
-    "shared-memory",
-    "model-config",
-    "model-repository",
-    "statistics",
-    "trace",
-    "logging",
-)
-"""What --grpc-restricted-protocol may restrict (Triton's ``RESTRICTED_CATEGORY_NAMES``)."""
+RESTRICTED_CATEGORIES = protocol.RESTRICTED_CATEGORIES
 
 RESTRICTED_HEADER_PREFIX = "triton-grpc-protocol-"
 COMPRESSION_LEVELS = ("none", "low", "medium", "high")
@@ -248,25 +237,10 @@ class GrpcSettings:
 def parse_restrictions(values: Sequence[str] | str) -> dict[str, Restriction]:
     """Parse repeated ``<protocols>:<key>=<value>`` values into category -> restriction, as Triton does
     (unknown categories and a category in two groups are errors)."""
-    if isinstance(values, str):
-        values = [values]
-    restrictions: dict[str, Restriction] = {}
-    for arg in values:
-        colon = arg.find(":")
-        equals = arg.find("=", colon + 1) if colon >= 0 else -1
-        if colon < 0 or equals < 0:
-            raise ConfigError(
-                "--grpc-restricted-protocol option format is '<config name>:<setting>=<value>'. Got " + arg
-            )
-        categories = [c for c in arg[:colon].split(",") if c]
-        key = arg[colon + 1 : equals]
-        value = arg[equals + 1 :]
-        for category in categories:
-            if category not in RESTRICTED_CATEGORIES:
-                raise ConfigError(f"unknown restricted protocol '{category}'")
-            if category in restrictions:
-                raise ConfigError(
-                    f"restricted protocol '{category}' can not be specified in multiple config groups"
-                )
-            restrictions[category] = Restriction(RESTRICTED_HEADER_PREFIX + key, value)
-    return restrictions
+    try:
+        parsed = protocol.parse_restrictions(
+            values, flag="--grpc-restricted-protocol", noun="protocol", format_hint="<config name>:<setting>=<value>"
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return {category: Restriction(RESTRICTED_HEADER_PREFIX + key, value) for category, (key, value) in parsed.items()}

@@ -15,21 +15,9 @@ from typing import Any
 
 import attrs
 
-from tritium import InferenceRequest, TritiumError
+from tritium import InferenceRequest, TritiumError, protocol
 
-ALLOWED_TRITON_PARAMETERS = ("triton_enable_empty_final_response",)
-"""Request parameters starting with ``triton_`` that clients may set."""
-
-RESERVED_HEADER_KEYS = (
-    "sequence_id",
-    "sequence_start",
-    "sequence_end",
-    "priority",
-    "timeout",
-    "headers",
-    "binary_data_output",
-)
-"""Header names that --grpc-header-forward-pattern may not forward (besides any ``triton_`` prefix)."""
+ALLOWED_TRITON_PARAMETERS = protocol.ALLOWED_TRITON_PARAMETERS
 
 _UINT64 = 1 << 64
 
@@ -159,7 +147,7 @@ def forwarded_headers(
     for key, value in metadata:
         if key.endswith("-bin") or not pattern.search(key):
             continue
-        if key in RESERVED_HEADER_KEYS or key.startswith("triton_"):
+        if protocol.is_reserved_parameter(key):
             raise TritiumError.invalid_arg(
                 f"Header '{key}' is reserved for Triton usage and cannot be forwarded."
             )

@@ -1,0 +1,71 @@
+"""Facts of Triton's protocols that every frontend shares: restricted API categories and their flag syntax,
+and the request parameter keys reserved for Triton.
+
+Frontends map wire formats; what a category or a reserved key *is* lives here once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+RESTRICTED_CATEGORIES: tuple[str, ...] = (
+    "health",
+    "metadata",
+    "inference",
+    "shared-memory",
+    "model-config",
+    "model-repository",
+    "statistics",
+    "trace",
+    "logging",
+)
+"""What ``--http-restricted-api`` / ``--grpc-restricted-protocol`` may restrict (Triton's categories)."""
+
+RESERVED_PARAMETER_KEYS: tuple[str, ...] = (
+    "sequence_id",
+    "sequence_start",
+    "sequence_end",
+    "priority",
+    "timeout",
+    "headers",
+    "binary_data_output",
+)
+"""Request parameter keys with a meaning to Triton (header forwarding may not set them; nor keys starting
+with ``triton_``)."""
+
+ALLOWED_TRITON_PARAMETERS: tuple[str, ...] = ("triton_enable_empty_final_response",)
+"""Request parameters starting with ``triton_`` that clients may set."""
+
+
+def is_reserved_parameter(key: str) -> bool:
+    """Whether ``key`` is reserved for Triton (a known key or the ``triton_`` prefix)."""
+    return key in RESERVED_PARAMETER_KEYS or key.startswith("triton_")
+
+
+def parse_restrictions(
+    specs: Sequence[str] | str, *, flag: str, noun: str, format_hint: str
+) -> dict[str, tuple[str, str]]:
+    """Parse repeated ``<category>[,<category>...]:<key>=<value>`` values into category -> (key, value).
+
+    ``flag`` (``--http-restricted-api``), ``noun`` (``api`` / ``protocol``) and ``format_hint`` word the
+    errors as tritonserver does. Raises ValueError for a malformed value, an unknown category, or a category
+    given in two groups.
+    """
+    if isinstance(specs, str):
+        specs = [specs]
+    restrictions: dict[str, tuple[str, str]] = {}
+    for spec in specs:
+        categories, colon, rest = spec.partition(":")
+        key, equals, value = rest.partition("=")
+        if not colon or not equals or not categories or not key:
+            raise ValueError(f"{flag} option format is '{format_hint}'. Got {spec}")
+        for category in categories.split(","):
+            category = category.strip()
+            if not category:
+                continue
+            if category not in RESTRICTED_CATEGORIES:
+                raise ValueError(f"unknown restricted {noun} '{category}'")
+            if category in restrictions:
+                raise ValueError(f"restricted {noun} '{category}' can not be specified in multiple config groups")
+            restrictions[category] = (key, value)
+    return restrictions
