@@ -179,3 +179,82 @@ async def test_fast_models_run_inline_and_slow_ones_on_worker_threads() -> None:
     assert loop_thread not in disabled.threads
     for p in (fast_pool, slow_pool, pool):
         p.close()
+
+
+def _timing(us: int) -> Any:
+    from tritium._instances import _Timing
+
+    return _Timing(infer_ns=us * 1000)
+
+
+def test_inline_decision_is_robust_to_gil_waits_and_backs_off() -> None:
+    pool = InstancePool.from_config(config(), [AddSub()], model_version=1, inline_threshold_ns=200_000)
+    # On worker threads most executions waited for the GIL; the fastest shows what the model costs.
+    for us in [5000] * 15 + [40]:
+        pool._observe(_timing(us), inline=False)
+    assert pool._runs_inline()
+    # Inline the median decides: a model that turns slow goes back to its threads ...
+    for us in [40] * 7 + [900] * 9:
+        pool._observe(_timing(us), inline=True)
+    assert not pool._runs_inline()
+    # ... and is judged over a longer window before it may come back (no flapping at the edge).
+    for us in [40] * 16:
+        pool._observe(_timing(us), inline=False)
+    assert not pool._runs_inline()
+    for us in [40] * 16:
+        pool._observe(_timing(us), inline=False)
+    assert pool._runs_inline()
+    # A thread execution that finishes after the switch does not count for the inline window.
+    for us in [900] * 40:
+        pool._observe(_timing(us), inline=False)
+    assert pool._runs_inline()
+    pool.close()
+
+
+async def test_try_execute_now_runs_fast_models_synchronously() -> None:
+    instance = AddSub()
+    events: list[Any] = []
+    pool = InstancePool.from_config(
+        config(), [instance], model_version=1, inline_threshold_ns=1_000_000, emit=events.append
+    )
+    assert pool.try_execute_now([request([[1, 2, 3, 4]])]) is None  # not measured yet: worker threads
+    for _ in range(16):
+        await run(pool, [request([[1, 2, 3, 4]])])
+    (result,) = pool.try_execute_now([request([[1, 2, 3, 4]], ("SUM",))])  # type: ignore[misc]
+    assert isinstance(result, InferenceResponse) and [t.name for t in result.outputs] == ["SUM"]
+    assert instance.threads >= {threading.current_thread().name}
+    assert pool.free_count() == 1 and pool.statistics.execution_count == 17
+    assert sum(isinstance(e, RequestCompleted) for e in events) == 17
+    lease = await pool.acquire()
+    assert pool.try_execute_now([request([[1, 2, 3, 4]])]) is None  # no free instance: callers wait
+    pool.release(lease)
+    pool.close()
+
+
+async def test_leases_go_to_waiters_in_order_and_survive_cancelled_waiters() -> None:
+    pool = InstancePool.from_config(config(), [AddSub()], model_version=1)
+    lease = await pool.acquire()
+    first = asyncio.ensure_future(pool.acquire())
+    second = asyncio.ensure_future(pool.acquire())
+    third = asyncio.ensure_future(pool.acquire())
+    await asyncio.sleep(0)
+    assert pool.try_acquire() is None
+    first.cancel()
+    pool.release(lease)  # handed to ``second``: ``first`` gave up before
+    await asyncio.sleep(0)
+    assert second.done() and not third.done()
+    handed = second.result()
+    third.cancel()
+    await asyncio.sleep(0)
+    pool.release(handed)
+    assert pool.free_count() == 1
+    # A waiter cancelled after the lease was handed to it passes the lease on.
+    lease = await pool.acquire()
+    waiter = asyncio.ensure_future(pool.acquire())
+    await asyncio.sleep(0)
+    pool.release(lease)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert pool.free_count() == 1
+    pool.close()

@@ -292,3 +292,21 @@ async def test_metadata_and_config(repo: Path, make_server: Any) -> None:
         server.service.model_metadata("nope")
     ext = server.service.server_metadata()["extensions"]
     assert "model_repository" in ext and "statistics" in ext
+
+
+async def test_infer_nowait_answers_fast_models_on_the_spot(repo: Path, make_server: Any) -> None:
+    write_identity_model(repo, "m")
+    server = await make_server(repo, inline_execution_us=20_000)  # fast even on a loaded test machine
+    service = server.service
+    for _ in range(16):  # measured on the worker threads first: until then an awaitable
+        pending = service.infer_nowait(fp32_request("m", [1.0]))
+        assert not isinstance(pending, tritium.InferenceResponse)
+        await pending  # type: ignore[misc]
+    answer = service.infer_nowait(fp32_request("m", [2.0]))
+    assert isinstance(answer, tritium.InferenceResponse) and answer.outputs[0].data.tolist() == [[2.0]]
+    assert service.in_flight == 0
+    with pytest.raises(TritiumError) as info:
+        service.infer_nowait(fp32_request("nope", [1.0]))
+    assert info.value.code is StatusCode.NOT_FOUND
+    (stats,) = service.statistics("m")["model_stats"]
+    assert stats["execution_count"] == 17 and stats["inference_stats"]["success"]["count"] == 17

@@ -26,14 +26,22 @@ class DefaultScheduler(Scheduler):
         self._pending += delta
         self._ctx.emit(QueueSizeChanged(self._ctx.model_name, self._version, self._pending))
 
+    def infer_now(self, request: InferenceRequest) -> InferenceResponse | None:
+        """Run ``request`` synchronously when its model runs inline and an instance is free (no lease, no
+        await); None when it has to wait, and then nothing happened. Raises the request's error."""
+        done = self._pool.try_execute_now((request,))
+        if done is None:
+            return None
+        result = done[0]
+        if type(result) is not InferenceResponse and isinstance(result, TritiumError):
+            raise result
+        return result  # type: ignore[return-value]
+
     async def infer(self, request: InferenceRequest) -> InferenceResponse:
+        response = self.infer_now(request)
+        if response is not None:
+            return response
         pool = self._pool
-        done = pool.try_execute_now((request,))  # a fast model with a free instance: no lease, no await
-        if done is not None:
-            result = done[0]
-            if type(result) is not InferenceResponse and isinstance(result, TritiumError):
-                raise result
-            return result  # type: ignore[return-value]
         lease = pool.try_acquire()
         if lease is None:
             self._queue_changed(1)

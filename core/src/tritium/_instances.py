@@ -34,7 +34,8 @@ _log = logging.getLogger("tritium.instances")
 
 Result = InferenceResponse | TritiumError
 
-_INLINE_WINDOW = 16  # executions per inline/worker-thread decision (the median of their durations decides)
+_INLINE_WINDOW = 16  # executions per inline/worker-thread decision (see InstancePool._observe)
+_MAX_SETBACKS = 6  # a model that keeps leaving inline execution is judged over at most 16 << 6 executions
 _BYTES = DataType.BYTES
 
 
@@ -126,6 +127,8 @@ class InstancePool:
         self._samples = 0
         self._inline = False
         self._window: list[int] = []
+        self._setbacks = 0
+        self._good_windows = 0
         # Per-output rendering, precomputed: (name, datatype, numpy dtype or None for BYTES, labels).
         self._render = {
             name: (name, spec.datatype, None if spec.datatype is _BYTES else spec.datatype.numpy_dtype, spec.labels)
@@ -283,24 +286,38 @@ class InstancePool:
         """
         return self._inline
 
-    def _observe(self, timing: _Timing) -> None:
+    def _observe(self, timing: _Timing, inline: bool) -> None:
         """Feed one execution's duration to the inline decision.
 
-        Every ``_INLINE_WINDOW`` executions the median duration of the window decides where the next ones
-        run: inline when it is below the threshold, on the worker threads otherwise (so a model that slows
-        down, with larger batches or contention, moves back to its threads). The median, not a mean: on a
-        worker thread a few executions wait milliseconds for the GIL (CPython's switch interval) and a mean
-        of those would keep a fast model off the event loop for good.
+        Executions are judged in windows of ``_INLINE_WINDOW`` (longer after each move back to the worker
+        threads, so a model at the edge does not flap). On the worker threads a window's *fastest*
+        execution is the estimate: a thread's execution also waits for the GIL while the event loop holds
+        it (up to CPython's 5 ms switch interval), which is exactly the overhead inline execution removes,
+        and which would otherwise keep a fast model off the loop under load. Inline, measurements are clean
+        and the window's *median* decides: at or above the threshold (larger batches, a slower model), the
+        model goes back to its worker threads.
         """
         self._samples += 1
         threshold = self.inline_threshold_ns
-        if threshold <= 0:
-            return
+        if threshold <= 0 or inline is not self._inline:
+            return  # disabled, or an execution that started before the last switch
         window = self._window
         window.append(timing.input_ns + timing.infer_ns + timing.output_ns)
+        if not inline:
+            if len(window) >= _INLINE_WINDOW << self._setbacks:
+                self._inline = min(window) < threshold
+                window.clear()
+            return
         if len(window) >= _INLINE_WINDOW:
             window.sort()
-            self._inline = window[len(window) // 2] < threshold
+            if window[len(window) // 2] >= threshold:
+                self._inline = False
+                self._setbacks = min(self._setbacks + 1, _MAX_SETBACKS)
+                self._good_windows = 0
+            else:
+                self._good_windows += 1
+                if self._good_windows >= _INLINE_WINDOW:
+                    self._setbacks = 0
             window.clear()
 
     async def execute_decoupled(
@@ -398,13 +415,18 @@ class InstancePool:
         if future.cancelled() or future.exception() is not None:
             return
         results, timing = future.result()
-        self._record(results, timing, requests, start_ns)
+        self._record(results, timing, requests, start_ns, inline=False)
 
     def _record(
-        self, results: list[Result], timing: _Timing, requests: Sequence[InferenceRequest], start_ns: int
+        self,
+        results: list[Result],
+        timing: _Timing,
+        requests: Sequence[InferenceRequest],
+        start_ns: int,
+        inline: bool = True,
     ) -> None:
         """Statistics and events of one finished execution."""
-        self._observe(timing)
+        self._observe(timing, inline)
         bus = self._bus
         events = self._events and (bus is None or bool(bus.handlers))
         statistics = self.statistics

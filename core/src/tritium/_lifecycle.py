@@ -179,7 +179,8 @@ class ModelManager:
                 raise ValueError
         except ValueError:
             raise TritiumError.invalid_arg(
-                f"failed to parse model version '{version}' of model '{name}': not a number"
+                f"failed to get model version from specified version string '{version}' (details: stol), "
+                "version should be an integral value > 0"
             ) from None
         loaded = record.serving.get(number)
         if loaded is not None:

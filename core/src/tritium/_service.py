@@ -7,7 +7,7 @@ field names as its gRPC messages, so a gRPC frontend can ``json_format.ParseDict
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from tritium._tensors import InferenceRequest, InferenceResponse
@@ -71,6 +71,16 @@ class InferenceService:
         ``[request id: <id>] ``), schedule it and return the response. Decoupled models are rejected
         with UNSUPPORTED; frontends that can stream use :meth:`infer_stream`."""
         raise NotImplementedError
+
+    def infer_nowait(self, request: InferenceRequest) -> InferenceResponse | Awaitable[InferenceResponse]:
+        """:meth:`infer` without the await where the request can run right away: the response itself when
+        the model answered synchronously (a fast model running inline on a free instance), otherwise an
+        awaitable of it. Raises like :meth:`infer`.
+
+        Lets a frontend answer on the spot (no task, no event loop round trip per request); the default
+        just returns ``self.infer(request)``, so every implementation supports it.
+        """
+        return self.infer(request)
 
     def infer_stream(self, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:
         """Responses of one request: exactly one for a non-decoupled model; 0..N for a decoupled one,

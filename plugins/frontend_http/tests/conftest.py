@@ -43,6 +43,7 @@ class FakeService(InferenceService):
         }
         self.trace: dict[str, Any] = {"trace_level": ["OFF"], "trace_rate": "1000", "trace_count": "-1"}
         self.loaded: list[tuple[str, Any, Any]] = []
+        self.infer_delay: Any = None  # an async callable awaited before answering an inference
 
     stopping = False
 
@@ -98,6 +99,17 @@ class FakeService(InferenceService):
         return name == "repeat"
 
     async def infer(self, request: InferenceRequest) -> InferenceResponse:
+        if self.infer_delay is not None:
+            await self.infer_delay()
+        return self._answer(request)
+
+    def infer_nowait(self, request: InferenceRequest) -> Any:
+        """Synchronous unless ``infer_delay`` is set (then the frontend has to await the answer)."""
+        if self.infer_delay is not None:
+            return self.infer(request)
+        return self._answer(request)
+
+    def _answer(self, request: InferenceRequest) -> InferenceResponse:
         self.last_request = request
         self._check(request.model_name)
         inputs = request.inputs

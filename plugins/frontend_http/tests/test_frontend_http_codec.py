@@ -295,7 +295,9 @@ def _request_docs(draw: st.DrawFn) -> tuple[dict[str, Any], bytes]:
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=_request_docs(), header_length=st.integers(1, 9))
-def test_fast_path_decodes_exactly_like_the_checked_path(case: tuple[dict[str, Any], bytes], header_length: int) -> None:
+def test_fast_path_decodes_exactly_like_the_checked_path(
+    case: tuple[dict[str, Any], bytes], header_length: int
+) -> None:
     from tritium_frontend_http._inference import _decode_checked, _decode_common
 
     doc, tail = case

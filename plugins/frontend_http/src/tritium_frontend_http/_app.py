@@ -19,12 +19,13 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_request import BaseRequest
 
-from tritium import DataType, InferenceService, StatusCode, TritiumError
+from tritium import DataType, InferenceRequest, InferenceResponse, InferenceService, StatusCode, TritiumError
 from tritium_frontend_http import _compression as compression
 from tritium_frontend_http import _jsonio as js
 from tritium_frontend_http._errors import HttpError, error_body, http_status, internal, invalid
 from tritium_frontend_http._generate import decode_generate, encode_generate, input_metadata
 from tritium_frontend_http._inference import (
+    OutputPlan,
     RawInputSpec,
     decode_raw_request,
     decode_request,
@@ -52,6 +53,8 @@ _UINT32_MAX = (1 << 32) - 1
 _STOI = re.compile(r"\s*([+-]?\d+)")
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
+Answer = tuple[int, dict[str, str], bytes]
+"""A response as the fast path writes it: status, headers (without Content-Length), body."""
 
 
 def stoi(text: str, low: int = _INT32_MIN, high: int = _INT32_MAX) -> int:
@@ -84,6 +87,7 @@ class HttpApp:
         self._raw_specs: dict[tuple[str, str], RawInputSpec] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._restricted_inference = settings.restricted.get("inference")
+        self._infer = self.infer
 
     def close(self) -> None:
         if self._executor is not None:
@@ -132,6 +136,19 @@ class HttpApp:
         if TRACE_RE.fullmatch(path):
             return self.trace, ("",)
         return self.not_found, ()
+
+    def infer_target(self, path: str) -> tuple[str, str] | None:
+        """(model, version) when ``path`` is an ``/infer`` endpoint, else None."""
+        route = self._routes.get(path)
+        if route is None:
+            route = self._route(path)
+            if len(self._routes) >= _ROUTE_CACHE_SIZE:
+                self._routes.clear()
+            self._routes[path] = route
+        handler, args = route
+        if handler == self._infer:
+            return args  # type: ignore[return-value]
+        return None
 
     async def handle(self, request: BaseRequest) -> web.StreamResponse:
         """The aiohttp low-level handler: route, run, and turn errors into Triton's error bodies."""
@@ -295,36 +312,22 @@ class HttpApp:
             raise invalid(f"inference header size should be in range (0, {content_length}), got: {value}")
         return length
 
-    async def infer(self, request: BaseRequest, model: str, version: str) -> web.StreamResponse:
-        if self._restricted_inference is not None:
-            self._restrict(request, "inference")
-        if request.method != "POST":
+    def _infer_checks(self, headers: Any, method: str, model: str, version: str) -> None:
+        """What ``/infer`` checks before reading the body, in Triton's order."""
+        restriction = self._restricted_inference
+        if restriction is not None and headers.get(restriction[0]) != restriction[1]:
+            raise HttpError(403, f"This API is restricted, expecting header '{restriction[0]}'")
+        if method != "POST":
             raise HttpError(405, "Method Not Allowed")
-        service = self.service
-        if service.is_decoupled(model, version):
+        if self.service.is_decoupled(model, version):
             raise TritiumError.unsupported("HTTP end point doesn't support models with decoupled transaction policy")
-        headers = request.headers
-        header_value = headers.get(HEADER_LENGTH)
+
+    def _infer_request(
+        self, headers: Any, raw_headers: Any, body: bytes, model: str, version: str
+    ) -> tuple[InferenceRequest, OutputPlan]:
+        """The kernel request (and how to answer it) from a whole ``/infer`` body."""
+        header_length = self._header_length(headers.get(HEADER_LENGTH), len(body))
         limit = self.settings.max_input_size
-        content = request.content
-        length = request.content_length
-        if (
-            length is not None
-            and length <= limit
-            and content.is_eof()
-            and headers.get("Content-Encoding") is None
-        ):
-            body = content.read_nowait()  # the whole body arrived with the headers: no awaiting
-        else:
-            if header_value is None:
-                too_large = self._json_too_large
-            elif header_value.strip() == "0":
-                too_large = self._raw_too_large
-            else:
-                too_large = self._body_too_large
-            body = await self._read_body(request, too_large)
-        header_length = self._header_length(header_value, len(body))
-        shm = service.shared_memory
         if header_length == 0:
             spec = self._raw_specs.get((model, version))
             if spec is None:
@@ -332,14 +335,20 @@ class HttpApp:
                 self._raw_specs[(model, version)] = spec
             infer_request, plan = decode_raw_request(body, model, version, spec, max_input_size=limit)
         else:
-            infer_request, plan = decode_request(body, header_length, model, version, max_input_size=limit, shm=shm)
+            infer_request, plan = decode_request(
+                body, header_length, model, version, max_input_size=limit, shm=self.service.shared_memory
+            )
         pattern = self.settings.header_forward
         if pattern is not None:
-            raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
+            raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw_headers]
             forward_headers(infer_request, raw, pattern)
-        response = await service.infer(infer_request)
-        payload, json_length = encode_response(response, plan, shm)
-        accept = headers.get("Accept-Encoding")
+        return infer_request, plan
+
+    def _infer_answer(
+        self, response: InferenceResponse, plan: OutputPlan, accept: str | None
+    ) -> tuple[dict[str, str], bytes, str | None]:
+        """Response headers and body, and the content coding still to apply (None: nothing to do)."""
+        payload, json_length = encode_response(response, plan, self.service.shared_memory)
         if json_length is None:
             out_headers = {"Content-Type": JSON_TYPE}
         else:
@@ -347,12 +356,93 @@ class HttpApp:
         if accept:
             encoding = compression.response_encoding(accept)
             if encoding != compression.IDENTITY:
-                if len(payload) >= compression.OFFLOAD_BYTES:
-                    payload = await self._offload(compression.compress, payload, encoding)
-                else:
-                    payload = compression.compress(payload, encoding)
                 out_headers["Content-Encoding"] = encoding
+                if len(payload) >= compression.OFFLOAD_BYTES:
+                    return out_headers, payload, encoding
+                payload = compression.compress(payload, encoding)
+        return out_headers, payload, None
+
+    async def _compressed(self, answer: tuple[dict[str, str], bytes, str | None]) -> tuple[dict[str, str], bytes]:
+        out_headers, payload, encoding = answer
+        if encoding is not None:
+            payload = await self._offload(compression.compress, payload, encoding)
+        return out_headers, payload
+
+    async def infer(self, request: BaseRequest, model: str, version: str) -> web.StreamResponse:
+        headers = request.headers
+        self._infer_checks(headers, request.method, model, version)
+        content = request.content
+        length = request.content_length
+        if (
+            length is not None
+            and length <= self.settings.max_input_size
+            and content.is_eof()
+            and headers.get("Content-Encoding") is None
+        ):
+            body = content.read_nowait()  # the whole body arrived with the headers: no awaiting
+        else:
+            header_value = headers.get(HEADER_LENGTH)
+            if header_value is None:
+                too_large = self._json_too_large
+            elif header_value.strip() == "0":
+                too_large = self._raw_too_large
+            else:
+                too_large = self._body_too_large
+            body = await self._read_body(request, too_large)
+        infer_request, plan = self._infer_request(headers, request.raw_headers, body, model, version)
+        response = await self.service.infer(infer_request)
+        out_headers, payload = await self._compressed(
+            self._infer_answer(response, plan, headers.get("Accept-Encoding"))
+        )
         return web.Response(body=payload, headers=out_headers)
+
+    def infer_eager(
+        self, headers: Any, raw_headers: Any, method: str, body: bytes, model: str, version: str
+    ) -> Answer | Awaitable[Answer]:
+        """``/infer`` for a request whose whole (identity-coded) body has arrived, answered on the spot when
+        the data plane answers synchronously (:meth:`tritium.InferenceService.infer_nowait`); otherwise an
+        awaitable of the answer. Errors become their answers, exactly as :meth:`handle` answers them."""
+        try:
+            self._infer_checks(headers, method, model, version)
+            infer_request, plan = self._infer_request(headers, raw_headers, body, model, version)
+            result = self.service.infer_nowait(infer_request)
+            if type(result) is not InferenceResponse:
+                return self._infer_later(result, plan, headers)  # type: ignore[arg-type]
+            answer = self._infer_answer(result, plan, headers.get("Accept-Encoding"))
+            if answer[2] is not None:
+                return self._answer_later(answer)
+            return 200, answer[0], answer[1]
+        except Exception as exc:
+            return self._error_answer(exc, method, f"/v2/models/{model}/infer")
+
+    async def _infer_later(self, pending: Awaitable[InferenceResponse], plan: OutputPlan, headers: Any) -> Answer:
+        try:
+            response = await pending
+            out_headers, payload = await self._compressed(
+                self._infer_answer(response, plan, headers.get("Accept-Encoding"))
+            )
+        except Exception as exc:
+            return self._error_answer(exc, "POST", "/infer")
+        return 200, out_headers, payload
+
+    async def _answer_later(self, answer: tuple[dict[str, str], bytes, str | None]) -> Answer:
+        try:
+            out_headers, payload = await self._compressed(answer)
+        except Exception as exc:
+            return self._error_answer(exc, "POST", "/infer")
+        return 200, out_headers, payload
+
+    @staticmethod
+    def _error_answer(exc: Exception, method: str, path: str) -> Answer:
+        """The answer :meth:`handle` gives for an exception."""
+        if isinstance(exc, TritiumError):
+            status, message = http_status(exc.code), exc.message
+        elif isinstance(exc, HttpError):
+            status, message = exc.status, exc.message
+        else:
+            logger.error("unexpected error serving %s %s", method, path, exc_info=exc)
+            status, message = 500, f"internal error: {type(exc).__name__}: {exc}"
+        return status, {"Content-Type": JSON_TYPE}, error_body(message)
 
     def _raw_too_large(self, size: int) -> str:
         return (

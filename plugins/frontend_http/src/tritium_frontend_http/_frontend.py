@@ -6,6 +6,7 @@ from aiohttp import web
 
 import tritium
 from tritium_frontend_http._app import HttpApp
+from tritium_frontend_http._protocol import InferenceServer
 from tritium_frontend_http._settings import HttpSettings
 
 
@@ -13,8 +14,9 @@ class HttpFrontend(tritium.Frontend):
     """Triton's HTTP/REST endpoint over a :class:`tritium.InferenceService`.
 
     The low-level aiohttp server (no router, no middlewares, no access log) keeps per-request overhead
-    small; request bodies are not decompressed by aiohttp (the frontend bounds decompression itself);
-    a client that disconnects cancels its request.
+    small, and small ``/infer`` requests are answered as soon as they are parsed (see
+    :mod:`tritium_frontend_http._protocol`); request bodies are not decompressed by aiohttp (the frontend
+    bounds decompression itself); a client that disconnects cancels its request.
     """
 
     def __init__(self, service: tritium.InferenceService, settings: HttpSettings) -> None:
@@ -25,8 +27,8 @@ class HttpFrontend(tritium.Frontend):
         self._site: web.TCPSite | None = None
 
     async def start(self) -> None:
-        server = web.Server(
-            self.app.handle,
+        server = InferenceServer(
+            self.app,
             handler_cancellation=True,
             auto_decompress=False,
             access_log=None,

@@ -353,7 +353,7 @@ _FAST_TYPES: dict[str, _FastType] = {
 parse to). FP16 is binary only (JSON FP16 is an error, left to the checked path)."""
 _BOOL_DTYPE = np.dtype(np.bool_)
 _UINT8 = np.dtype(np.uint8)
-_FP16_NAME = DataType.FP16.value
+_FP16 = DataType.FP16
 _INPUT_KEYS = frozenset({"name", "datatype", "shape", "data"})
 _BINARY_INPUT_KEYS = frozenset({"name", "datatype", "shape", "parameters"})
 _I64_MAX = INT64_MAX
@@ -416,7 +416,7 @@ def _decode_common(
             if (
                 type(data) is not list
                 or not shape  # Triton counts no elements in a JSON scalar: the checked path's zeros
-                or datatype is DataType.FP16
+                or datatype is _FP16
                 or count > _I64_MAX // itemsize
                 or count * itemsize > max_input_size
             ):
@@ -429,7 +429,8 @@ def _decode_common(
                 return None
             if kinds == "iu" and array.dtype.kind == "i" and int(array.min()) < 0:
                 return None
-            array = array.reshape(shape).astype(dtype, copy=False)
+            array = array.astype(dtype, copy=False)
+            array.shape = shape  # a fresh array of ``count`` elements: no view object needed
         elif keys <= _BINARY_INPUT_KEYS and "parameters" in tensor:
             input_params = tensor["parameters"]
             if type(input_params) is not dict or len(input_params) != 1:
@@ -443,7 +444,7 @@ def _decode_common(
                 array = np.frombuffer(body, dtype, count, offset)
                 if not array.flags.aligned:
                     array = array.copy()
-            array = array.reshape(shape)
+            array.shape = shape
             offset += size
         else:
             return None
