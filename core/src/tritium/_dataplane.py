@@ -15,7 +15,7 @@ from tritium._service import InferenceService
 from tritium._settings import LogSettings, TraceSettings
 from tritium._shm import SharedMemoryRegistry
 from tritium._tensors import InferenceRequest, InferenceResponse
-from tritium._validation import request_prefix
+from tritium.protocol import request_prefix
 
 if TYPE_CHECKING:
     from tritium._plugins import PluginHost
@@ -40,21 +40,6 @@ _EXTENSION_ORDER = (
     "logging",
 )
 _EMPTY_FINAL_KEY = "triton_enable_empty_final_response"
-
-
-def parse_model_version(text: str, model_name: str) -> int:
-    """A wire version string as an int (-1 for "" = the policy's newest ready version)."""
-    if text == "":
-        return -1
-    try:
-        number = int(text)
-    except ValueError:
-        number = -2
-    if number < 0:
-        raise TritiumError.invalid_arg(
-            f"failed to parse model version '{text}' of model '{model_name}': not a number"
-        )
-    return number
 
 
 class DataPlane(InferenceService):

@@ -7,7 +7,6 @@ labels it). Sinks receive these through :meth:`tritium.MetricsSink.handle`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Union
 
 import attrs
 
@@ -67,7 +66,7 @@ class QueueSizeChanged:
     pending: int
 
 
-Event = Union[RequestCompleted, BatchExecuted, ModelLoaded, ModelUnloaded, QueueSizeChanged]
+Event = RequestCompleted | BatchExecuted | ModelLoaded | ModelUnloaded | QueueSizeChanged
 
 
 @attrs.define(slots=True)

@@ -38,6 +38,7 @@ from tritium._stats import ModelStatistics
 from tritium._validation import RequestValidator
 from tritium._warmup import run_warmup
 from tritium.abc import Backend, InstancePlacement, ModelInstance, Scheduler, SchedulerContext
+from tritium.protocol import parse_model_version
 
 if TYPE_CHECKING:
     from tritium._plugins import PluginHost
@@ -173,15 +174,7 @@ class ModelManager:
             if not record.serving:
                 raise TritiumError.not_found(f"Request for unknown model: '{name}' has no available versions")
             return record.serving[max(record.serving)]
-        try:
-            number = int(version)
-            if number < 0:
-                raise ValueError
-        except ValueError:
-            raise TritiumError.invalid_arg(
-                f"failed to get model version from specified version string '{version}' (details: stol), "
-                "version should be an integral value > 0"
-            ) from None
+        number = version if isinstance(version, int) else parse_model_version(version)
         loaded = record.serving.get(number)
         if loaded is not None:
             return loaded

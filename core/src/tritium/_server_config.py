@@ -383,9 +383,7 @@ def server_options_from_config(
     Without ``host``, plugins are loaded (honouring the file's ``disable_plugin``)."""
     file = read_server_config(path)
     if host is None:
-        from tritium._plugins import PluginHost
-
-        from tritium._plugins import plugin_reference
+        from tritium._plugins import PluginHost, plugin_reference
 
         host = PluginHost(
             disabled=file.server.get("disable_plugin", ()),

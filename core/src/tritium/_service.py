@@ -85,8 +85,8 @@ class InferenceService:
     def infer_stream(self, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:
         """Responses of one request: exactly one for a non-decoupled model; 0..N for a decoupled one,
         the last marked ``final=True`` (an empty final response is yielded only when the request set
-        ``triton_enable_empty_final_response``; otherwise the last response with data carries the flag,
-        or the stream just ends). Errors are raised from the iterator."""
+        ``triton_enable_empty_final_response``; otherwise a final flag that comes without data is dropped, as
+        Triton does, and the stream just ends). Errors are raised from the iterator."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------------------------- statistics

@@ -7,14 +7,14 @@ one day live in another process than the models (ARCHITECTURE.md, "Growing past 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Union
+from typing import Any
 
 import attrs
 import numpy as np
 
 from tritium._datatypes import DataType
 
-ParameterValue = Union[bool, int, float, str]
+ParameterValue = bool | int | float | str
 
 
 @attrs.define(slots=True, frozen=True)

@@ -14,6 +14,7 @@ import attrs
 from tritium._datatypes import DataType
 from tritium._errors import TritiumError
 from tritium._tensors import InferenceRequest, Tensor
+from tritium.protocol import request_prefix
 
 if TYPE_CHECKING:
     from tritium.config import ModelConfig
@@ -24,11 +25,6 @@ _BATCH_NOTE = (
     "input dims config, try setting max_batch_size to zero. See the model configuration docs for more info "
     "on max_batch_size."
 )
-
-
-def request_prefix(request_id: str) -> str:
-    """Triton's ``[request id: ...] `` prefix of core error messages."""
-    return f"[request id: {request_id or '<id_unknown>'}] "
 
 
 def _format_shape(shape: Sequence[int]) -> str:

@@ -69,3 +69,38 @@ def parse_restrictions(
                 raise ValueError(f"restricted {noun} '{category}' can not be specified in multiple config groups")
             restrictions[category] = (key, value)
     return restrictions
+
+
+def request_prefix(request_id: str) -> str:
+    """Triton core's ``[request id: <id>] `` prefix of per-request error messages."""
+    return f"[request id: {request_id or '<id_unknown>'}] "
+
+
+def parse_model_version(version: str) -> int:
+    """A wire model version string as a number, -1 for ``""`` (the newest ready version).
+
+    Parses like C++ ``std::stol`` (leading blanks and a sign, then digits; trailing text ignored) and raises
+    INVALID_ARG with Triton's messages for text that is not a number or a negative version.
+    """
+    from tritium._errors import TritiumError
+
+    if not version:
+        return -1
+    text = version.strip()
+    digits = text[1:] if text[:1] in "+-" else text
+    end = 0
+    while end < len(digits) and digits[end].isdigit():
+        end += 1
+    if end == 0:
+        raise TritiumError.invalid_arg(
+            f"failed to get model version from specified version string '{version}' (details: stol), "
+            "version should be an integral value > 0"
+        )
+    number = int(digits[:end])
+    if text[:1] == "-":
+        number = -number
+    if number < 0:
+        raise TritiumError.invalid_arg(
+            f"invalid model version specified '{version}' , version should be an integral value > 0"
+        )
+    return number

@@ -24,6 +24,7 @@ from tritium import (
     Tensor,
     TritiumError,
     codec,
+    protocol,
 )
 from tritium_frontend_grpc._params import ShmOutput, apply_request_parameters, shm_params
 from tritium_frontend_grpc.proto import grpc_service_pb2 as pb
@@ -62,39 +63,14 @@ _FIELDS: tuple[tuple[str, str, np.dtype[Any] | None], ...] = (
 )
 
 
-def _prefix(request_id: str) -> str:
-    return f"[request id: {request_id or '<id_unknown>'}] "
-
-
-def parse_version(version: str) -> int:
-    """A model version string as the kernel wants it (-1 for empty), with Triton's errors."""
-    if not version:
-        return -1
-    text = version.strip()
-    digits = text[1:] if text[:1] in "+-" else text
-    end = 0
-    while end < len(digits) and digits[end].isdigit():
-        end += 1
-    if end == 0:
-        raise TritiumError.invalid_arg(
-            f"failed to get model version from specified version string '{version}' (details: stol), "
-            "version should be an integral value > 0"
-        )
-    number = int(digits[:end])
-    if text[:1] == "-":
-        number = -number
-    if number < 0:
-        raise TritiumError.invalid_arg(
-            f"invalid model version specified '{version}' , version should be an integral value > 0"
-        )
-    return number
+parse_version = protocol.parse_model_version
 
 
 def _datatype(name: str, io_name: str, msg: pb.ModelInferRequest) -> DataType:
     dt = _DATATYPES.get(name)
     if dt is None:
         raise TritiumError.invalid_arg(
-            f"{_prefix(msg.id)}inference input '{io_name}' data-type is 'INVALID', "
+            f"{protocol.request_prefix(msg.id)}inference input '{io_name}' data-type is 'INVALID', "
             f"but model '{msg.model_name}' expects a valid Triton datatype (got '{name}')"
         )
     return dt
@@ -104,7 +80,8 @@ def _check_shape(shape: tuple[int, ...], io_name: str, msg: pb.ModelInferRequest
     for d in shape:
         if d < 0:
             raise TritiumError.invalid_arg(
-                f"{_prefix(msg.id)}unexpected shape for input '{io_name}' for model '{msg.model_name}'. "
+                f"{protocol.request_prefix(msg.id)}unexpected shape for input '{io_name}' for model "
+                f"'{msg.model_name}'. "
                 f"Negative dimensions are not allowed, got {list(shape)}"
             )
 
@@ -116,7 +93,7 @@ def _decode(dt: DataType, shape: tuple[int, ...], buffer: Any, io_name: str, msg
         elements = codec.decode_bytes_elements(buffer, io_name)
         if len(elements) != count:
             raise TritiumError.invalid_arg(
-                f"{_prefix(msg.id)}expected {count} string elements for inference input '{io_name}' "
+                f"{protocol.request_prefix(msg.id)}expected {count} string elements for inference input '{io_name}' "
                 f"for model '{msg.model_name}', got {len(elements)}"
             )
         array = np.empty(count, dtype=object)
@@ -125,7 +102,7 @@ def _decode(dt: DataType, shape: tuple[int, ...], buffer: Any, io_name: str, msg
     expected = count * dt.itemsize
     if len(buffer) != expected:
         raise TritiumError.invalid_arg(
-            f"{_prefix(msg.id)}input byte size mismatch for input '{io_name}' for model "
+            f"{protocol.request_prefix(msg.id)}input byte size mismatch for input '{io_name}' for model "
             f"'{msg.model_name}'. Expected {expected}, got {len(buffer)}"
         )
     return codec.decode_tensor(dt, shape, buffer, io_name)
@@ -164,11 +141,11 @@ def _from_contents(
     if values.size != count:
         if dt is DataType.BYTES:
             raise TritiumError.invalid_arg(
-                f"{_prefix(msg.id)}expected {count} string elements for inference input '{io.name}' "
+                f"{protocol.request_prefix(msg.id)}expected {count} string elements for inference input '{io.name}' "
                 f"for model '{msg.model_name}', got {values.size}"
             )
         raise TritiumError.invalid_arg(
-            f"{_prefix(msg.id)}input byte size mismatch for input '{io.name}' for model "
+            f"{protocol.request_prefix(msg.id)}input byte size mismatch for input '{io.name}' for model "
             f"'{msg.model_name}'. Expected {count * dt.itemsize}, got {values.size * dt.itemsize}"
         )
     return values.reshape(shape)
@@ -244,7 +221,7 @@ def request_from_proto(
                 expected = prod(shape) * itemsize
                 if len(buffer) != expected:
                     raise TritiumError.invalid_arg(
-                        f"{_prefix(msg.id)}input byte size mismatch for input '{name}' for model "
+                        f"{protocol.request_prefix(msg.id)}input byte size mismatch for input '{name}' for model "
                         f"'{msg.model_name}'. Expected {expected}, got {len(buffer)}"
                     )
                 array = np.frombuffer(buffer, np_dtype)
@@ -274,7 +251,7 @@ def request_from_proto(
                     f"unable to find data for input tensor '{name}' for model '{msg.model_name}' in request."
                 )
         if name in inputs:
-            raise TritiumError.invalid_arg(f"{_prefix(msg.id)}input '{name}' already exists in request")
+            raise TritiumError.invalid_arg(f"{protocol.request_prefix(msg.id)}input '{name}' already exists in request")
         inputs[name] = Tensor(name, dt, array)
 
     shm_outputs: dict[str, ShmOutput] | None = None
@@ -284,7 +261,9 @@ def request_from_proto(
         for out in msg.outputs:
             name = out.name
             if name in seen:
-                raise TritiumError.invalid_arg(f"{_prefix(msg.id)}output '{name}' already exists in request")
+                raise TritiumError.invalid_arg(
+                    f"{protocol.request_prefix(msg.id)}output '{name}' already exists in request"
+                )
             seen.add(name)
             classification = 0
             params: dict[str, ParameterValue] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from tritium import StatusCode, TritiumError
+from tritium import StatusCode, TritiumError, protocol
 
 _HTTP_STATUS: dict[StatusCode, int] = {
     StatusCode.INTERNAL: 500,
@@ -53,6 +53,4 @@ def with_prefix(prefix: str, error: TritiumError) -> TritiumError:
     return TritiumError(error.code, f"{prefix}: {error.message}", reason=error.reason)
 
 
-def request_prefix(request_id: str) -> str:
-    """Triton core's ``[request id: <id>] `` message prefix."""
-    return f"[request id: {request_id or '<id_unknown>'}] "
+request_prefix = protocol.request_prefix

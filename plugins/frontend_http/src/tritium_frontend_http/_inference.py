@@ -25,6 +25,7 @@ from tritium import (
     Tensor,
     TritiumError,
     codec,
+    protocol,
 )
 from tritium_frontend_http import _jsonio as js
 from tritium_frontend_http._errors import internal, invalid, request_prefix, with_prefix
@@ -39,17 +40,6 @@ from tritium_frontend_http._tensors import (
     json_to_array,
     shape_to_string,
 )
-
-RESERVED_PARAMETERS = (
-    "sequence_id",
-    "sequence_start",
-    "sequence_end",
-    "priority",
-    "timeout",
-    "headers",
-    "binary_data_output",
-)
-"""Triton's ``kReservedParameterKeys``."""
 
 _OUTPUT_FRONTEND_PARAMS = frozenset(
     {"binary_data", "classification", "shared_memory_region", "shared_memory_offset", "shared_memory_byte_size"}
@@ -597,7 +587,7 @@ def forward_headers(request: InferenceRequest, headers: Iterable[tuple[str, str]
     for key, value in headers:
         if pattern.search(key) is None:
             continue
-        if key in RESERVED_PARAMETERS or key.startswith("triton_"):
+        if protocol.is_reserved_parameter(key):
             raise invalid(f"Header '{key}' is reserved for Triton usage and cannot be forwarded.")
         request.parameters[key] = value
 

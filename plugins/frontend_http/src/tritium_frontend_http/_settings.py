@@ -8,18 +8,9 @@ from typing import Any
 
 import attrs
 
-RESTRICTED_CATEGORIES = (
-    "health",
-    "metadata",
-    "inference",
-    "shared-memory",
-    "model-config",
-    "model-repository",
-    "statistics",
-    "trace",
-    "logging",
-)
-"""Triton's restricted API categories (``restricted_features.h``), in its order."""
+from tritium import protocol
+
+RESTRICTED_CATEGORIES = protocol.RESTRICTED_CATEGORIES
 
 
 def _option(options: Mapping[str, Any], name: str, default: Any) -> Any:
@@ -35,22 +26,12 @@ def parse_restricted_apis(specs: Sequence[str]) -> dict[str, tuple[str, str]]:
     Returns category -> (header name, expected value). Raises ValueError with tritonserver's wording for
     an unknown category or one given in two groups.
     """
-    restrictions: dict[str, tuple[str, str]] = {}
-    for spec in specs:
-        apis, sep, rest = spec.partition(":")
-        key, eq, value = rest.partition("=")
-        if not sep or not eq or not apis or not key:
-            raise ValueError(
-                f"--http-restricted-api option format is '<main config name>:<sub config name>=<value>'. Got {spec}"
-            )
-        for api in apis.split(","):
-            api = api.strip()
-            if api not in RESTRICTED_CATEGORIES:
-                raise ValueError(f"unknown restricted api '{api}' ")
-            if api in restrictions:
-                raise ValueError(f"restricted api '{api}' can not be specified in multiple config groups")
-            restrictions[api] = (key, value)
-    return restrictions
+    return protocol.parse_restrictions(
+        specs,
+        flag="--http-restricted-api",
+        noun="api",
+        format_hint="<main config name>:<sub config name>=<value>",
+    )
 
 
 @attrs.define(frozen=True, slots=True)
