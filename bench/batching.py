@@ -34,10 +34,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import re  # noqa: E402
 import shutil  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -46,10 +43,11 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+sys.path.append(str(Path(__file__).resolve().parent))  # after the stdlib and site-packages
+from _harness import WRK, free_port, run_wrk, stop, wait_http_ready, write_section  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "RESULTS.md"
 BEGIN, END = "<!-- batching:begin -->", "<!-- batching:end -->"
-WRK = shutil.which("wrk") or "/usr/bin/wrk"
 MODEL = "image_classification_model"
 SHAPE = (1, 3, 224, 224)
 CONFIG = """\
@@ -87,10 +85,8 @@ def ceiling(model_file: Path, seconds: float, repeats: int) -> dict[int, float]:
 
 
 # -------------------------------------------------------------------------------------------- server
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def infer_url(port: int, model: str) -> str:
+    return f"http://127.0.0.1:{port}/v2/models/{model}/infer"
 
 
 def build_repository(directory: Path) -> tuple[Path, Path]:
@@ -128,30 +124,6 @@ def start_tritium(repo: Path, port: int, log_path: Path) -> subprocess.Popen[byt
         command.append("--allow-metrics=false")
     log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the server
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-
-
-def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"tritium serve exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError("tritium serve did not become ready")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 def stats(port: int, model: str) -> tuple[int, int]:
@@ -208,40 +180,7 @@ def register_shm(port: int) -> Any:
     return segment
 
 
-def _millis(text: str) -> float:
-    match = re.match(r"([\d.]+)(us|ms|s)", text)
-    if match is None:
-        return float("nan")
-    value, unit = float(match.group(1)), match.group(2)
-    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-
-def run_wrk(port: int, model: str, script: Path, connections: int, duration: float) -> tuple[float, float, float, int]:
-    """(requests/s, p50 ms, p99 ms, non-2xx responses)."""
-    command = [
-        WRK, "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "30s", "--latency",
-        "-s", str(script), f"http://127.0.0.1:{port}/v2/models/{model}/infer",
-    ]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    p50 = _millis(re.search(r"\s50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
-    p99 = _millis(re.search(r"\s99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    return rps, p50, p99, int(errors.group(1)) if errors else 0
-
-
 # ------------------------------------------------------------------------------------------- results
-def write_results(section: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    if BEGIN in text and END in text:
-        before, _, rest = text.partition(BEGIN)
-        _, _, after = rest.partition(END + "\n") if (END + "\n") in rest else rest.partition(END)
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
-
-
 def render(
     rates: dict[int, float],
     rows: list[dict[str, float]],
@@ -256,7 +195,6 @@ def render(
     p99_ok = all(row["b_p99"] <= 1.5 * row["n_p99"] for row in rows)
     where = "in system shared memory (`--transport shm`)" if transport == "shm" else "in the HTTP body"
     lines = [
-        BEGIN,
         "## Dynamic batching (bench/batching.py)",
         "",
         f"Model `{MODEL}` (CNN, FP32 [3,224,224] -> [1000], onnxruntime, 1 CPU instance), {os.cpu_count()} cores. "
@@ -289,7 +227,6 @@ def render(
     ]
     if notes:
         lines += ["", notes.strip()]
-    lines.append(END)
     return "\n".join(lines) + "\n"
 
 
@@ -321,14 +258,14 @@ def main() -> int:
         segment = None
         try:
             try:
-                wait_ready(port, process)
+                wait_http_ready(port, process)
             except (RuntimeError, TimeoutError):
                 print((directory / "tritium.log").read_text(errors="replace")[-3000:], file=sys.stderr)
                 raise
             if args.transport == "shm":
                 segment = register_shm(port)
             for model in VARIANTS.values():
-                run_wrk(port, model, script, 8, 1.0)  # warm-up
+                run_wrk(infer_url(port, model), script, 8, 1.0, timeout_s=30)  # warm-up
             # The two variants alternate, point by point, and each point is measured `repeats` times: on a
             # shared machine the best of a few runs is the least disturbed one.
             for connections in args.concurrency:
@@ -336,7 +273,9 @@ def main() -> int:
                     order = list(VARIANTS.items())
                     for label, model in order if repeat % 2 == 0 else order[::-1]:  # alternate who goes first
                         before = stats(port, model)
-                        rps, p50, p99, errors = run_wrk(port, model, script, connections, args.duration)
+                        rps, p50, p99, errors = run_wrk(
+                            infer_url(port, model), script, connections, args.duration, timeout_s=30
+                        )
                         after = stats(port, model)
                         batch = (after[0] - before[0]) / max(after[1] - before[1], 1)
                         print(
@@ -365,7 +304,7 @@ def main() -> int:
     section = render(rates, rows, args.duration, args.repeats, args.transport, args.notes)
     print(section)
     if not args.no_write:
-        write_results(section)
+        write_section(BEGIN, END, section)
     return 0
 
 

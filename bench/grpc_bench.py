@@ -32,7 +32,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -41,8 +40,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+# This folder holds http.py, which would shadow the stdlib `http`: look in it last.
+_HERE = str(Path(__file__).resolve().parent)
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(_HERE)] + [_HERE]
+from _harness import free_port, stop, wait_port, write_section  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "RESULTS.md"
 START, END = "<!-- grpc:begin -->", "<!-- grpc:end -->"
 MODEL = "simple"
 
@@ -260,25 +263,6 @@ def python_unary(port: int, concurrency: int, duration: float, warmup: float) ->
 
 
 # ---------------------------------------------------------------------------------------------- driver
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, process: subprocess.Popen[bytes], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"port {port} not open after {timeout}s")
-
-
 def check_server(port: int) -> None:
     """Send the benchmark's exact request bytes through gRPC (unary and stream) and check the answers."""
     import grpc
@@ -371,12 +355,7 @@ def run_benchmarks(args: argparse.Namespace) -> list[dict[str, Any]]:
                 check_server(port)  # still answering correctly after the load
         finally:
             for _, process in servers.values():
-                process.terminate()
-            for _, process in servers.values():
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+                stop(process)
     return rows
 
 
@@ -439,18 +418,6 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(section: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    block = f"{START}\n{section}{END}\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
-        text = before + block + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    RESULTS.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--baseline-server"]:
@@ -476,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(section)
     if args.write_results:
-        write_results(section)
+        write_section(START, END, section)
     return 0
 
 

@@ -25,19 +25,14 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
-import urllib.request  # noqa: E402
+
+sys.path.append(str(Path(__file__).resolve().parent))  # after the stdlib, which keeps `http` its own
+from _harness import WRK, free_port, run_wrk, stop, wait_http_ready, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "RESULTS.md"
 BEGIN, END = "<!-- http:begin -->", "<!-- http:end -->"
-WRK = shutil.which("wrk") or "/usr/bin/wrk"
 
 INPUT = list(range(16))
 JSON_BODY = json.dumps(
@@ -112,35 +107,8 @@ web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("server not ready")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+def url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/v2/models/simple/infer"
 
 
 def lua_script(directory: Path, name: str, body: bytes, headers: dict[str, str]) -> Path:
@@ -153,35 +121,6 @@ def lua_script(directory: Path, name: str, body: bytes, headers: dict[str, str])
         f"{header_lines}\n"
     )
     return script
-
-
-def _millis(text: str) -> float:
-    match = re.match(r"([\d.]+)(us|ms|s)", text)
-    if match is None:
-        return float("nan")
-    value, unit = float(match.group(1)), match.group(2)
-    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-
-def run_wrk(port: int, script: Path, connections: int, duration: float) -> tuple[float, float, float, int]:
-    """(req/s, p50 ms, p99 ms, non-2xx responses)."""
-    threads = 1 if connections == 1 else 2
-    command = [
-        WRK,
-        f"-t{threads}",
-        f"-c{connections}",
-        f"-d{max(1, round(duration))}s",
-        "--latency",
-        "-s",
-        str(script),
-        f"http://127.0.0.1:{port}/v2/models/simple/infer",
-    ]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    p50 = _millis(re.search(r"\s50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
-    p99 = _millis(re.search(r"\s99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    return rps, p50, p99, int(errors.group(1)) if errors else 0
 
 
 def build_repository(directory: Path) -> Path:
@@ -225,7 +164,6 @@ def start_bare(repo: Path, port: int, directory: Path) -> subprocess.Popen[bytes
 
 def write_results(rows: list[dict[str, object]], duration: float, notes: str) -> str:
     lines = [
-        BEGIN,
         "## HTTP frontend (bench/http.py)",
         "",
         f"wrk, {duration:g} s per point, model `simple` (INT32 [1,16] x2, onnxruntime), loopback, "
@@ -242,16 +180,8 @@ def write_results(rows: list[dict[str, object]], duration: float, notes: str) ->
         )
     if notes:
         lines += ["", notes.strip()]
-    lines.append(END)
     section = "\n".join(lines) + "\n"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    if BEGIN in text and END in text:
-        before, _, rest = text.partition(BEGIN)
-        _, _, after = rest.partition(END + "\n") if (END + "\n") in rest else rest.partition(END)
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
+    write_section(BEGIN, END, section)
     return section
 
 
@@ -279,15 +209,18 @@ def main() -> int:
             process = start_tritium(repo, port) if server == "tritium" else start_bare(repo, port, directory)
             try:
                 try:
-                    wait_ready(port, process)
+                    wait_http_ready(port, process, timeout=60.0)
                 except RuntimeError:
                     for log in directory.glob("*.log"):
                         print(log.name, log.read_text(errors="replace")[-3000:], file=sys.stderr)
                     raise
                 for kind, script in scripts.items():
-                    run_wrk(port, script, 8, 1.0)  # warm-up
+                    run_wrk(url(port), script, 8, 1.0, threads=2)  # warm-up
                     for connections in args.concurrency:
-                        results[(server, kind, connections)] = run_wrk(port, script, connections, args.duration)
+                        threads = 1 if connections == 1 else 2
+                        results[(server, kind, connections)] = run_wrk(
+                            url(port), script, connections, args.duration, threads=threads
+                        )
                         rps, p50, p99, errors = results[(server, kind, connections)]
                         print(
                             f"{server:8} {kind:6} c={connections:<3} {rps:9.0f} req/s  p50 {p50:.2f} ms  "
