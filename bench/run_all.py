@@ -1,0 +1,36 @@
+#!/usr/bin/env python3
+"""Run every benchmark and update bench/RESULTS.md (what `make bench` does): HTTP, gRPC, dynamic batching.
+
+Each benchmark starts its own servers on free loopback ports, drives them for a bounded time and stops them.
+Extra arguments are passed to none of them; run a single script directly to tune it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = (
+    ("HTTP", [str(HERE / "http.py")]),
+    ("gRPC", [str(HERE / "grpc_bench.py"), "--write-results"]),
+    ("dynamic batching", [str(HERE / "batching.py")]),
+)
+
+
+def main() -> int:
+    failed = []
+    for name, command in BENCHMARKS:
+        print(f"== {name}: {' '.join(command)}", flush=True)
+        if subprocess.run([sys.executable, *command], cwd=HERE.parent).returncode != 0:
+            failed.append(name)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    print(f"results: {HERE / 'RESULTS.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
