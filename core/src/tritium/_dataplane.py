@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from time import monotonic_ns as _monotonic_ns
 from typing import TYPE_CHECKING, Any
 
-from tritium._errors import StatusCode, TritiumError
+from tritium._errors import TritiumError
 from tritium._lifecycle import READY, ModelManager
 from tritium._options import ServerOptions
 from tritium._service import InferenceService
@@ -326,7 +326,3 @@ class DataPlane(InferenceService):
     def shared_memory(self) -> SharedMemoryRegistry:
         return self._shm
 
-
-def error_status(exc: BaseException) -> StatusCode:
-    """The status code a frontend reports for ``exc`` (INTERNAL for anything unexpected)."""
-    return exc.code if isinstance(exc, TritiumError) else StatusCode.INTERNAL

@@ -31,14 +31,10 @@ def _as_datatype(decoded: Any, datatype: str) -> np.ndarray[Any, Any]:
     return array
 
 
-class TritonGrpcClient:
-    """Adapter over ``tritonclient.grpc.aio`` (streaming through ``ModelStreamInfer``)."""
+class _TritonClientAdapter:
+    """What both tritonclient adapters share: health calls and closing (``client`` is set by subclasses)."""
 
-    def __init__(self, url: str) -> None:
-        import tritonclient.grpc.aio as grpcclient  # type: ignore[import-untyped]
-
-        self._module = grpcclient
-        self.client = grpcclient.InferenceServerClient(url)
+    client: Any
 
     async def live(self) -> bool:
         return bool(await self.client.is_server_live())
@@ -48,6 +44,19 @@ class TritonGrpcClient:
 
     async def model_ready(self, model: str) -> bool:
         return bool(await self.client.is_model_ready(model))
+
+    async def close(self) -> None:
+        await self.client.close()
+
+
+class TritonGrpcClient(_TritonClientAdapter):
+    """Adapter over ``tritonclient.grpc.aio`` (streaming through ``ModelStreamInfer``)."""
+
+    def __init__(self, url: str) -> None:
+        import tritonclient.grpc.aio as grpcclient  # type: ignore[import-untyped]
+
+        self._module = grpcclient
+        self.client = grpcclient.InferenceServerClient(url)
 
     async def server_metadata(self) -> Mapping[str, Any]:
         return dict(await self.client.get_server_metadata(as_json=True))
@@ -85,11 +94,9 @@ class TritonGrpcClient:
             responses.append(self._outputs(result))
         return responses
 
-    async def close(self) -> None:
-        await self.client.close()
 
 
-class TritonHttpClient:
+class TritonHttpClient(_TritonClientAdapter):
     """Adapter over ``tritonclient.http.aio`` (binary tensor data; no streaming)."""
 
     def __init__(self, url: str) -> None:
@@ -97,15 +104,6 @@ class TritonHttpClient:
 
         self._module = httpclient
         self.client = httpclient.InferenceServerClient(url)
-
-    async def live(self) -> bool:
-        return bool(await self.client.is_server_live())
-
-    async def ready(self) -> bool:
-        return bool(await self.client.is_server_ready())
-
-    async def model_ready(self, model: str) -> bool:
-        return bool(await self.client.is_model_ready(model))
 
     async def server_metadata(self) -> Mapping[str, Any]:
         return dict(await self.client.get_server_metadata())
@@ -130,5 +128,3 @@ class TritonHttpClient:
     async def stream_infer(self, model: str, inputs: Sequence[Tensor]) -> Sequence[Mapping[str, np.ndarray[Any, Any]]]:
         raise NotImplementedError("tritonclient.http has no streaming inference")
 
-    async def close(self) -> None:
-        await self.client.close()

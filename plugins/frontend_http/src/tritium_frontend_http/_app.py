@@ -137,29 +137,26 @@ class HttpApp:
             return self.trace, ("",)
         return self.not_found, ()
 
-    def infer_target(self, path: str) -> tuple[str, str] | None:
-        """(model, version) when ``path`` is an ``/infer`` endpoint, else None."""
+    def _cached_route(self, path: str) -> tuple[Any, tuple[Any, ...]]:
+        """The handler and arguments for ``path``, from a bounded cache of resolved paths."""
         route = self._routes.get(path)
         if route is None:
             route = self._route(path)
             if len(self._routes) >= _ROUTE_CACHE_SIZE:
                 self._routes.clear()
             self._routes[path] = route
-        handler, args = route
+        return route
+
+    def infer_target(self, path: str) -> tuple[str, str] | None:
+        """(model, version) when ``path`` is an ``/infer`` endpoint, else None."""
+        handler, args = self._cached_route(path)
         if handler == self._infer:
             return args  # type: ignore[return-value]
         return None
 
     async def handle(self, request: BaseRequest) -> web.StreamResponse:
         """The aiohttp low-level handler: route, run, and turn errors into Triton's error bodies."""
-        path = request.path
-        route = self._routes.get(path)
-        if route is None:
-            route = self._route(path)
-            if len(self._routes) >= _ROUTE_CACHE_SIZE:
-                self._routes.clear()
-            self._routes[path] = route
-        handler, args = route
+        handler, args = self._cached_route(request.path)
         try:
             return await handler(request, *args)
         except TritiumError as exc:
@@ -169,7 +166,7 @@ class HttpApp:
         except (asyncio.CancelledError, ConnectionResetError):
             raise
         except Exception as exc:  # never crash the connection on a bug: answer 500 and log it
-            logger.exception("unexpected error serving %s %s", request.method, path)
+            logger.exception("unexpected error serving %s %s", request.method, request.path)
             return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
 
     # ------------------------------------------------------------------------------------- utilities
