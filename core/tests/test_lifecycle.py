@@ -163,6 +163,33 @@ async def test_non_strict_readiness_ignores_broken_models(repo: Path, make_serve
     assert server.service.server_ready()
 
 
+async def test_a_name_in_two_repositories_loads_once_it_is_in_one(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    for directory in (first, second):
+        directory.mkdir()
+        write_identity_model(directory, "twin")
+    write_identity_model(first, "single")
+    server = tritium.Server(
+        tritium.ServerOptions(
+            model_repositories=(str(first), str(second)), model_control_mode="explicit", exit_on_error=False
+        ),
+        plugins=[("fakes", fakes)],
+    )
+    await server.start()
+    try:
+        with pytest.raises(TritiumError, match="model 'twin' appears in multiple repositories") as info:
+            await server.service.load_model("twin")
+        assert info.value.code == StatusCode.INVALID_ARG
+        assert str(first) in info.value.message and str(second) in info.value.message
+        await server.service.load_model("single")  # the ambiguity is the twin's alone
+        shutil.rmtree(second / "twin")
+        await server.service.load_model("twin")
+        assert server.service.model_ready("twin")
+        assert states(server)[("twin", "1")] == ("READY", "")
+    finally:
+        await server.stop(timeout=5)
+
+
 async def test_exit_on_error_refuses_to_start(repo: Path) -> None:
     (repo / "broken" / "1").mkdir(parents=True)
     (repo / "broken" / "config.pbtxt").write_text("nonsense {")

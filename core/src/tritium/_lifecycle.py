@@ -109,6 +109,7 @@ class ModelRecord:
     states: dict[int, VersionState] = attrs.field(factory=dict)
     serving: dict[int, LoadedVersion] = attrs.field(factory=dict)
     error: str = ""
+    duplicate_in: tuple[Path, ...] = ()  # the repositories that all hold this name (then it cannot load)
     wanted: bool = False
     fingerprint: str = ""
     lock: asyncio.Lock = attrs.field(factory=asyncio.Lock)
@@ -116,6 +117,12 @@ class ModelRecord:
 
     def ready_versions(self) -> list[int]:
         return sorted(self.serving)
+
+    def duplicate_message(self) -> str:
+        """Why a name found in several repositories cannot load (empty when it is found in one)."""
+        if not self.duplicate_in:
+            return ""
+        return f"model '{self.name}' appears in multiple repositories: " + ", ".join(map(str, self.duplicate_in))
 
 
 class ModelManager:
@@ -191,11 +198,15 @@ class ModelManager:
     # ---------------------------------------------------------------------------------- load/unload
     def scan(self) -> dict[str, ModelDirectory]:
         scan = scan_repositories(self.options.model_repositories)
+        for name, record in self._records.items():
+            if record.duplicate_in and name not in scan.duplicates:  # no longer ambiguous
+                if record.error == record.duplicate_message():
+                    record.error = ""
+                record.duplicate_in = ()
         for name, repos in scan.duplicates.items():
             record = self._records.setdefault(name, ModelRecord(name))
-            record.error = (
-                f"model '{name}' appears in multiple repositories: " + ", ".join(str(r) for r in repos)
-            )
+            record.duplicate_in = tuple(repos)
+            record.error = record.duplicate_message()
         return dict(scan.models)
 
     async def load_initial(self) -> list[str]:
@@ -238,8 +249,8 @@ class ModelManager:
                 found = directories if directories is not None else self.scan()
                 located = found.get(name)
                 if located is None:
-                    if record.error and "multiple repositories" in record.error:
-                        raise TritiumError.invalid_arg(record.error)
+                    if record.duplicate_in:
+                        raise TritiumError.invalid_arg(record.duplicate_message())
                     if not record.serving and not record.states:
                         self._records.pop(name, None)
                     raise TritiumError.invalid_arg(

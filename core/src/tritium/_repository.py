@@ -151,7 +151,10 @@ def read_labels(model_dir: Path, config: ModelConfig) -> dict[str, tuple[str, ..
 def _resolve_backend(
     config: ModelConfig, model_dir: Path, versions: Sequence[int], host: PluginHost, source: str
 ) -> BackendSpec | None:
-    """The backend a config names, or the one whose model file lies in a version folder."""
+    """The installed backend that serves a model: the one its config names; else the one Triton's own rules
+    infer from the files (:func:`tritium.config.autofill_backend_fields`, which also reads a
+    ``<model>.<backend>`` folder name); else a plugin that recognizes a model file in a version folder (a
+    third-party backend's files are unknown to Triton's rules)."""
     if config.platform == ENSEMBLE_PLATFORM:
         return None
     if config.backend:
@@ -170,6 +173,9 @@ def _resolve_backend(
                 "(see `tritium plugins`)"
             )
         return spec
+    spec = _backend_by_triton_rules(config, model_dir, host)
+    if spec is not None:
+        return spec
     for version in sorted(versions, reverse=True):
         vdir = model_dir / str(version)
         names = [config.default_model_filename] if config.default_model_filename else []
@@ -179,15 +185,28 @@ def _resolve_backend(
                 spec = host.backend_for_file(name)
                 if spec is not None:
                     return spec
-    # A folder named "<model>.<backend>" selects that backend, as Triton's custom backends do.
-    if "." in model_dir.name:
-        spec = host.backends.get(model_dir.name.rsplit(".", 1)[1])
-        if spec is not None:
-            return spec
     raise ConfigError(
         f"{source}: unable to determine the backend of model '{model_dir.name}': the config names no "
         "'backend' or 'platform' and no version folder holds a model file an installed backend recognizes"
     )
+
+
+def _backend_by_triton_rules(config: ModelConfig, model_dir: Path, host: PluginHost) -> BackendSpec | None:
+    """The installed backend Triton's inference names (it looks into the first subfolder, in name order),
+    None when the rules name none or name one no plugin provides."""
+    from tritium.config import ModelConfigError, autofill_backend_fields
+
+    subfolders = sorted(p for p in model_dir.iterdir() if p.is_dir()) if model_dir.is_dir() else []
+    try:
+        filled = autofill_backend_fields(
+            config, model_name=model_dir.name, version_dir=subfolders[0] if subfolders else None
+        )
+    except ModelConfigError:
+        return None
+    spec = host.backends.get(filled.backend) if filled.backend else None
+    if spec is None and filled.platform:
+        spec = host.backend_for_platform(filled.platform)
+    return spec
 
 
 def model_source(
