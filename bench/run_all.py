@@ -2,20 +2,25 @@
 """Run every benchmark and update bench/RESULTS.md (what `make bench` does): HTTP, gRPC, dynamic batching.
 
 Each benchmark starts its own servers on free loopback ports, drives them for a bounded time and stops them.
-Extra arguments are passed to none of them; run a single script directly to tune it.
+Extra arguments are passed to none of them; run a single script directly to tune it. With
+``TRITIUM_BENCH_TRITON=<venv>`` (real Triton 2.51 prepared as ../shared/reference/real-triton.md says, the
+server copied to ``<venv>/server``) the batching benchmarks also measure real Triton side by side.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+TRITON = ["--triton", os.environ["TRITIUM_BENCH_TRITON"]] if os.environ.get("TRITIUM_BENCH_TRITON") else []
 BENCHMARKS = (
     ("HTTP", [str(HERE / "http.py")]),
     ("gRPC", [str(HERE / "grpc_bench.py"), "--write-results"]),
-    ("dynamic batching", [str(HERE / "batching.py")]),
+    ("dynamic batching, example model", [str(HERE / "batching.py"), *TRITON]),
+    ("dynamic batching, medium_cnn", [str(HERE / "batching.py"), "--model", "medium_cnn", *TRITON]),
 )
 
 
