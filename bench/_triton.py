@@ -53,14 +53,24 @@ def write_twin(repo: Path, name: str, config: str, model_file: Path) -> None:
     (repo / name / "config.pbtxt").write_text("\n".join(lines) + "\n")
 
 
+def check_venv(venv: Path) -> str | None:
+    """Why ``venv`` cannot run real Triton here (None when it can)."""
+    if not any((venv / "lib").glob("python3*/site-packages/pytriton")):
+        return f"{venv}: no nvidia-pytriton installed there (see ../shared/reference/real-triton.md)"
+    if not (venv / "server" / "bin" / "tritonserver").exists():
+        return f"{venv}/server/bin/tritonserver not found: copy the server there as real-triton.md says"
+    return None
+
+
 def start_triton(venv: Path, repo: Path, http_port: int, grpc_port: int, metrics_port: int, log_path: Path
                  ) -> subprocess.Popen[bytes]:
     """``tritonserver`` from the virtual environment ``venv`` prepared as real-triton.md says (with the
     server copied to ``venv/server``), serving ``repo`` on loopback."""
+    problem = check_venv(venv)
+    if problem:
+        raise FileNotFoundError(problem)
     site = next((venv / "lib").glob("python3*/site-packages"))
     server = venv / "server"
-    if not (server / "bin" / "tritonserver").exists():
-        raise FileNotFoundError(f"{server}/bin/tritonserver not found: prepare it as real-triton.md says")
     env = dict(os.environ)
     env["LD_LIBRARY_PATH"] = f"{site / 'nvidia_pytriton.libs'}:{Path(sys.base_prefix) / 'lib'}"
     env["PYTHONPATH"] = str(site)

@@ -57,7 +57,7 @@ import numpy as np  # noqa: E402
 sys.path.append(str(Path(__file__).resolve().parent))  # after the stdlib and site-packages
 from _harness import WRK, free_port, run_wrk, stop, wait_http_ready, write_section  # noqa: E402
 from _models import write_medium_cnn  # noqa: E402
-from _triton import start_triton, write_twin  # noqa: E402
+from _triton import check_venv, start_triton, write_twin  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {
@@ -390,7 +390,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ceiling-seconds", type=float, default=1.0, help="seconds per ceiling batch size")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     parser.add_argument("--notes", default="", help="text appended under the table")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.triton is not None and (problem := check_venv(args.triton)):
+        parser.error(problem)
+    return args
 
 
 def main() -> int:
