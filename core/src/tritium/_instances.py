@@ -13,7 +13,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -23,6 +22,7 @@ from tritium._classification import classify
 from tritium._datatypes import DataType
 from tritium._errors import FailureReason, StatusCode, TritiumError
 from tritium._events import BatchExecuted, Event, EventBus, RequestCompleted
+from tritium._instance_thread import InstanceThread
 from tritium._stats import ModelStatistics
 from tritium._tensors import InferenceRequest, InferenceResponse, Tensor
 from tritium.abc import Batch, ModelInstance
@@ -119,9 +119,9 @@ class InstancePool:
         self._instances = list(instances)
         self._free: deque[InstanceLease] = deque(InstanceLease(i, index) for index, i in enumerate(self._instances))
         self._waiters: deque[asyncio.Future[InstanceLease]] = deque()
-        self._executor = ThreadPoolExecutor(
-            max_workers=len(self._instances), thread_name_prefix=f"tritium-{model_name}-{model_version}"
-        )
+        self._threads = [
+            InstanceThread(f"tritium-{model_name}-{model_version}_{index}") for index in range(len(self._instances))
+        ]
         self._busy = 0
         self.inline_threshold_ns = inline_threshold_ns
         self._samples = 0
@@ -252,8 +252,7 @@ class InstancePool:
                 self._busy -= 1
             self._record(results, timing, requests, start_ns)
             return results
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, self._run_batch, lease.instance, requests)
+        future = self._threads[lease.index].submit(self._run_batch, lease.instance, requests)
         lease.running = future
         future.add_done_callback(lambda fut: self._finish(fut, requests, start_ns))
         results, _timing = await asyncio.shield(future)
@@ -344,7 +343,7 @@ class InstancePool:
                 loop.call_soon_threadsafe(queue.put_nowait, (None, True))
 
         self._busy += 1
-        future = loop.run_in_executor(self._executor, run)
+        future = self._threads[lease.index].submit(run)
         lease.running = future
         index = 0
         ok = True
@@ -620,7 +619,8 @@ class InstancePool:
     # ------------------------------------------------------------------------------------ shutdown
     def close(self) -> None:
         """Close every instance and stop the worker threads (after executions in progress end)."""
-        self._executor.shutdown(wait=True)
+        for thread in self._threads:
+            thread.close(wait=True)
         for instance in self._instances:
             try:
                 instance.close()
