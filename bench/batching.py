@@ -264,19 +264,21 @@ class Run:
 
 @attrs.define
 class Server:
-    """A server under test: where to send requests and, for Tritium, the process whose loop is measured."""
+    """A server under test: where to send requests, its process and log, and whether its main thread is an
+    event loop whose CPU per request is measured (Tritium's)."""
 
     port: int
     process: subprocess.Popen[bytes]
-    tritium: bool
+    log: Path
+    measure_loop: bool
 
 
 def measure(server: Server, label: str, script: Path, connections: int, duration: float, ceiling: float) -> Run:
     model = MODEL_NAMES[label]
     before = stats(server.port, model)
-    cpu_before = main_thread_cpu_s(server.process.pid) if server.tritium else 0.0
+    cpu_before = main_thread_cpu_s(server.process.pid) if server.measure_loop else 0.0
     rps, p50, p99, errors = run_wrk(infer_url(server.port, model), script, connections, duration, timeout_s=60)
-    cpu = main_thread_cpu_s(server.process.pid) - cpu_before if server.tritium else None
+    cpu = main_thread_cpu_s(server.process.pid) - cpu_before if server.measure_loop else None
     after = stats(server.port, model)
     if errors:
         raise RuntimeError(f"{label}: {errors} failed requests")
@@ -406,27 +408,29 @@ def main() -> int:
         model_file = model_file_for(args.model, directory)
         ceiling = Ceiling(model_file)
         script = lua_script(directory, args.transport)
-        servers: dict[str, Server] = {}
+        servers: dict[str, Server] = {}  # by variant; Tritium serves two
+        started: list[Server] = []
         segment = shm_segment() if args.transport == "shm" else None
         try:
             port = free_port()
-            tritium = start_tritium(build_repository(directory, model_file, args), port, directory / "tritium.log")
-            servers[BATCHING] = servers[NO_BATCHING] = Server(port, tritium, True)
+            log = directory / "tritium.log"
+            tritium = start_tritium(build_repository(directory, model_file, args), port, log)
+            started.append(Server(port, tritium, log, measure_loop=True))
+            servers[BATCHING] = servers[NO_BATCHING] = started[-1]
             if args.triton is not None:
-                http_port = free_port()
+                http_port, log = free_port(), directory / "triton.log"
                 triton = start_triton(
                     args.triton.resolve(), build_triton_repository(directory, model_file, args), http_port,
-                    free_port(), free_port(), directory / "triton.log",
+                    free_port(), free_port(), log,
                 )
-                servers[TRITON] = Server(http_port, triton, False)
-            for server in servers.values():
+                started.append(Server(http_port, triton, log, measure_loop=False))
+                servers[TRITON] = started[-1]
+            for server in started:
                 try:
                     wait_http_ready(server.port, server.process)
                 except (RuntimeError, TimeoutError):
-                    log = directory / ("tritium.log" if server.tritium else "triton.log")
-                    print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
+                    print(server.log.read_text(errors="replace")[-3000:], file=sys.stderr)
                     raise
-            for server in {id(s): s for s in servers.values()}.values():
                 if segment is not None:
                     register_shm(server.port, segment)
             labels = list(servers)
@@ -449,7 +453,7 @@ def main() -> int:
                     Point(connections, median(rates), max(set(batches), key=batches.count), runs)
                 )
         finally:
-            for server in {id(s): s for s in servers.values()}.values():
+            for server in started:
                 stop(server.process)
             if segment is not None:
                 segment.close()

@@ -145,24 +145,37 @@ def add_constant_model(value: int) -> onnx.ModelProto:
     )
 
 
-def image_classification_model(seed: int = SEED) -> onnx.ModelProto:
+def image_classification_model(
+    seed: int = SEED,
+    *,
+    channels: Sequence[int] = (16, 32, 64),
+    convs_per_stage: int = 1,
+    name: str = "image_classification_model",
+) -> onnx.ModelProto:
     """A small CNN: three stride-2 3x3 convolutions (16, 32, 64 channels) with ReLU, global average pool,
     a 64x1000 fully connected layer and softmax. About 35 M multiply-adds per image: compute-bound enough
-    for batching to matter on a CPU, small enough to serve many requests on two cores."""
+    for batching to matter on a CPU, small enough to serve many requests on two cores.
+
+    ``channels`` (one stage each) and ``convs_per_stage`` (the stride-2 convolution, then stride-1 ones of
+    the same width) build larger variants of the same design, e.g. the benchmarks' ``medium_cnn``."""
     rng = np.random.default_rng(seed)
-    channels = [3, 16, 32, 64]
+    channels = [3, *channels]
     initializers: list[onnx.TensorProto] = []
     nodes: list[onnx.NodeProto] = []
     previous = "INPUT0"
     for i, (cin, cout) in enumerate(itertools.pairwise(channels)):
-        weight = rng.normal(0.0, np.sqrt(2.0 / (cin * 9)), size=(cout, cin, 3, 3)).astype(np.float32)
-        bias = rng.normal(0.0, 0.01, size=(cout,)).astype(np.float32)
-        initializers += [numpy_helper.from_array(weight, f"conv{i}_w"),
-                         numpy_helper.from_array(bias, f"conv{i}_b")]
-        nodes.append(helper.make_node("Conv", [previous, f"conv{i}_w", f"conv{i}_b"], [f"conv{i}"],
-                                      kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]))
-        nodes.append(helper.make_node("Relu", [f"conv{i}"], [f"relu{i}"]))
-        previous = f"relu{i}"
+        for j in range(convs_per_stage):
+            conv = f"conv{i}" if j == 0 else f"conv{i}_{j}"
+            width_in, stride = (cin, 2) if j == 0 else (cout, 1)
+            weight = rng.normal(0.0, np.sqrt(2.0 / (width_in * 9)), size=(cout, width_in, 3, 3)).astype(np.float32)
+            bias = rng.normal(0.0, 0.01, size=(cout,)).astype(np.float32)
+            initializers += [numpy_helper.from_array(weight, f"{conv}_w"),
+                             numpy_helper.from_array(bias, f"{conv}_b")]
+            nodes.append(helper.make_node("Conv", [previous, f"{conv}_w", f"{conv}_b"], [conv],
+                                          kernel_shape=[3, 3], strides=[stride, stride], pads=[1, 1, 1, 1]))
+            relu = f"relu{i}" if j == 0 else f"relu{i}_{j}"
+            nodes.append(helper.make_node("Relu", [conv], [relu]))
+            previous = relu
     fc_w = rng.normal(0.0, np.sqrt(1.0 / channels[-1]), size=(channels[-1], 1000)).astype(np.float32)
     fc_b = rng.normal(0.0, 0.01, size=(1000,)).astype(np.float32)
     initializers += [numpy_helper.from_array(fc_w, "fc_w"), numpy_helper.from_array(fc_b, "fc_b")]
@@ -176,7 +189,7 @@ def image_classification_model(seed: int = SEED) -> onnx.ModelProto:
         nodes,
         [_tensor("INPUT0", TensorProto.FLOAT, ["batch", 3, 224, 224])],
         [_tensor("OUTPUT0", TensorProto.FLOAT, ["batch", 1000])],
-        "image_classification_model",
+        name,
         initializers=initializers,
     )
 
