@@ -137,29 +137,13 @@ def _check_batch_io(config: ModelConfig) -> None:
     outputs = {tensor.name for tensor in config.output}
     for index, batch_input in enumerate(config.batch_input):
         where = f"batch_input[{index}]"
-        known = batch_input.kind in BatchInput.Kind.values()
-        kind_name = BatchInput.Kind.Name(batch_input.kind) if known else ""
-        if not known:
-            raise Problem(f"{where}.kind", "unknown batch input kind ''")
-        if len(batch_input.source_input) != 1:
-            raise Problem(
-                f"{where}.source_input",
-                f"batch input kind '{kind_name}' expects 1 source input, got {len(batch_input.source_input)}",
-            )
+        _check_kind_and_source_count(batch_input, where, "batch input")
         if batch_input.data_type not in (DataType.TYPE_INT32, DataType.TYPE_FP32):
             raise Problem(f"{where}.data_type", "batch input data type must be TYPE_INT32 or TYPE_FP32")
         _check_sources(batch_input.source_input, inputs, where)
     for index, batch_output in enumerate(config.batch_output):
         where = f"batch_output[{index}]"
-        known = batch_output.kind in BatchOutput.Kind.values()
-        kind_name = BatchOutput.Kind.Name(batch_output.kind) if known else ""
-        if not known:
-            raise Problem(f"{where}.kind", "unknown batch output kind ''")
-        if len(batch_output.source_input) != 1:
-            raise Problem(
-                f"{where}.source_input",
-                f"batch output kind '{kind_name}' expects 1 source input, got {len(batch_output.source_input)}",
-            )
+        _check_kind_and_source_count(batch_output, where, "batch output")
         _check_sources(batch_output.source_input, inputs, where)
         targets: set[str] = set()
         for target in batch_output.target_name:
@@ -168,6 +152,18 @@ def _check_batch_io(config: ModelConfig) -> None:
             if target in targets:
                 raise Problem(f"{where}.target_name", f"target output name '{target}' can only be specified once")
             targets.add(target)
+
+
+def _check_kind_and_source_count(item: BatchInput | BatchOutput, where: str, noun: str) -> None:
+    """A batch input's or output's ``kind`` is known and it names exactly one ``source_input``."""
+    kinds = item.Kind
+    if item.kind not in kinds.values():
+        raise Problem(f"{where}.kind", f"unknown {noun} kind ''")
+    if len(item.source_input) != 1:
+        raise Problem(
+            f"{where}.source_input",
+            f"{noun} kind '{kinds.Name(item.kind)}' expects 1 source input, got {len(item.source_input)}",
+        )
 
 
 def _check_sources(sources: Iterable[str], inputs: set[str], where: str) -> None:
