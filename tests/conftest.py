@@ -6,6 +6,7 @@ additions in their own section below, one per owner; fixtures stay generic (no p
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -152,3 +153,24 @@ def example_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = tmp_path_factory.mktemp("example-repository") / "models"
     subprocess.run([sys.executable, str(ROOT / "examples" / "build_repository.py"), str(repo)], check=True)
     return repo
+
+
+# ------------------------------------------------------------------------------------------------------
+# An in-process `tritium.Server` over the requesting module's `repo` fixture, on an event loop of its own.
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def inprocess(repo: Path) -> Iterator[tuple[object, asyncio.AbstractEventLoop]]:
+    """(server, loop): a started ``tritium.Server`` serving the module's ``repo`` fixture, and the loop that
+    runs it (``loop.run_until_complete(server.service.infer(...))``)."""
+    from tritium import Server, ServerOptions
+
+    loop = asyncio.new_event_loop()
+    server = Server(ServerOptions(model_repositories=(str(repo),)))
+    loop.run_until_complete(server.start())
+    try:
+        yield server, loop
+    finally:
+        loop.run_until_complete(server.stop())
+        loop.close()

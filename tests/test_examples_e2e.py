@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from tritium import DataType, InferenceRequest, RequestedOutput, Server, ServerOptions, StatusCode, Tensor, TritiumError
+from tritium import DataType, InferenceRequest, RequestedOutput, Server, StatusCode, Tensor, TritiumError
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -108,20 +107,6 @@ def test_every_example_model_has_a_case(repo: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------- in-process
-@pytest.fixture(scope="module")
-def inprocess(repo: Path) -> Iterator[tuple[Server, Any]]:
-    import asyncio
-
-    loop = asyncio.new_event_loop()
-    server = Server(ServerOptions(model_repositories=(str(repo),)))
-    loop.run_until_complete(server.start())
-    try:
-        yield server, loop
-    finally:
-        loop.run_until_complete(server.stop())
-        loop.close()
-
-
 def _infer(inprocess: tuple[Server, Any], model: str, inputs: dict[str, np.ndarray], version: int = -1,
            outputs: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     server, loop = inprocess

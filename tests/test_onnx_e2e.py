@@ -10,7 +10,6 @@ import ctypes
 import importlib.util
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,18 +132,6 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # ------------------------------------------------------------------------------------------- in-process
-@pytest.fixture(scope="module")
-def inprocess(repo: Path) -> Iterator[tuple[Server, asyncio.AbstractEventLoop]]:
-    loop = asyncio.new_event_loop()
-    server = Server(ServerOptions(model_repositories=(str(repo),)))
-    loop.run_until_complete(server.start())
-    try:
-        yield server, loop
-    finally:
-        loop.run_until_complete(server.stop())
-        loop.close()
-
-
 def _infer(inprocess: Any, model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     server, loop = inprocess
     tensors = {}

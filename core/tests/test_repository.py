@@ -17,29 +17,29 @@ def _factory(_options: Any) -> Any:
     raise AssertionError("not created: only resolution is tested")
 
 
-class BackendsNamedLikeTritons:
-    """Backends under Triton's names (as real plugins register them), and one third-party backend."""
+class Backends:
+    """A plugin registering the given backend specs."""
+
+    def __init__(self, *specs: BackendSpec) -> None:
+        self.specs = list(specs)
 
     @tritium.hookimpl
     def tritium_register_backends(self) -> list[BackendSpec]:
-        return [
-            BackendSpec("onnxruntime", _factory, "model.onnx", platforms=("onnxruntime_onnx",)),
-            BackendSpec("python", _factory, "model.py"),
-            BackendSpec("tensorflow", _factory, "model.savedmodel", platforms=("tensorflow_savedmodel",)),
-            BackendSpec("acme", _factory, "model.acme"),
-        ]
+        return self.specs
 
 
-class OnlyOnnxAndAcme:
-    @tritium.hookimpl
-    def tritium_register_backends(self) -> list[BackendSpec]:
-        return [
-            BackendSpec("onnxruntime", _factory, "model.onnx", platforms=("onnxruntime_onnx",)),
-            BackendSpec("acme", _factory, "model.acme"),
-        ]
+ONNX = BackendSpec("onnxruntime", _factory, "model.onnx", platforms=("onnxruntime_onnx",))
+ACME = BackendSpec("acme", _factory, "model.acme")  # a third-party backend Triton's rules do not know
+# Backends under Triton's names (as real plugins register them), and the third-party one.
+TRITON_NAMED = Backends(
+    ONNX,
+    BackendSpec("python", _factory, "model.py"),
+    BackendSpec("tensorflow", _factory, "model.savedmodel", platforms=("tensorflow_savedmodel",)),
+    ACME,
+)
 
 
-def resolve(repo: Path, name: str, plugin: object = BackendsNamedLikeTritons()) -> tuple[str, str]:
+def resolve(repo: Path, name: str, plugin: Backends = TRITON_NAMED) -> tuple[str, str]:
     """(backend, platform) that loading model ``name`` of ``repo`` would use."""
     host = PluginHost(extra_plugins=[("backends", plugin)], discover=False)
     host.load()
@@ -72,7 +72,7 @@ def test_triton_looks_into_the_first_folder_by_name(tmp_path: Path) -> None:
 
 def test_a_triton_backend_that_is_not_installed_falls_back_to_the_files_plugins_know(tmp_path: Path) -> None:
     files(tmp_path / "m", "1", "model.savedmodel/", "model.onnx")
-    assert resolve(tmp_path, "m", OnlyOnnxAndAcme()) == ("onnxruntime", "onnxruntime_onnx")
+    assert resolve(tmp_path, "m", Backends(ONNX, ACME)) == ("onnxruntime", "onnxruntime_onnx")
 
 
 def test_third_party_backends_are_found_by_their_model_file(tmp_path: Path) -> None:
