@@ -22,7 +22,7 @@ from aiohttp.web_request import BaseRequest
 from tritium import DataType, InferenceRequest, InferenceResponse, InferenceService, StatusCode, TritiumError
 from tritium_frontend_http import _compression as compression
 from tritium_frontend_http import _jsonio as js
-from tritium_frontend_http._errors import HttpError, error_body, http_status, internal, invalid
+from tritium_frontend_http._errors import HttpError, error_body, http_status, invalid, malformed
 from tritium_frontend_http._generate import decode_generate, encode_generate, input_metadata
 from tritium_frontend_http._inference import (
     OutputPlan,
@@ -474,7 +474,7 @@ class HttpApp:
         finally:
             await _aclose(stream)
         if len(responses) != 1:
-            raise internal(
+            raise malformed(
                 "generate expects model to produce exactly 1 response, use generate stream for model that "
                 "generates various number of responses"
             )
@@ -530,7 +530,7 @@ class HttpApp:
         if length > 0 and type(doc) is dict and "parameters" in doc:
             params = doc["parameters"]
             if type(params) is not dict:
-                raise internal(js.NOT_MEMBERS)
+                raise malformed(js.NOT_MEMBERS)
         if action == "load":
             config: str | None = None
             files: dict[str, bytes] = {}
@@ -544,7 +544,7 @@ class HttpApp:
                     except (binascii.Error, ValueError):
                         raise invalid(f"failed to decode base64 content of '{key}'") from None
                 else:
-                    raise internal("unexpected error on creating Triton parameter")
+                    raise malformed("unexpected error on creating Triton parameter")
             await self.service.load_model(model, config=config, files=files or None)
         else:
             unload_dependents = False
@@ -552,7 +552,7 @@ class HttpApp:
                 try:
                     unload_dependents = js.as_bool(params["unload_dependents"])
                 except TritiumError as exc:
-                    raise internal(f"Unable to parse 'unload_dependents': {exc.message}") from None
+                    raise malformed(f"Unable to parse 'unload_dependents': {exc.message}") from None
             await self.service.unload_model(model, unload_dependents=unload_dependents)
         return web.Response(status=200, content_type=JSON_TYPE)
 

@@ -38,9 +38,14 @@ class HttpError(Exception):
         self.message = message
 
 
-def internal(message: str) -> TritiumError:
-    """An INTERNAL error (HTTP 500): what Triton answers for JSON documents it cannot read."""
-    return TritiumError(StatusCode.INTERNAL, message)
+def malformed(message: str) -> TritiumError:
+    """A request Tritium cannot read (bad JSON, wrong JSON types, data not matching its shape, ...):
+    INVALID_ARG, so HTTP 400 with Triton's message text.
+
+    Triton answers these with 500 (its JSON reader's errors are INTERNAL); Tritium answers 400 on purpose,
+    because the request is at fault and load balancers and alerting count 5xx as server failures
+    (docs/http.md, "Differences from Triton")."""
+    return TritiumError(StatusCode.INVALID_ARG, message)
 
 
 def invalid(message: str) -> TritiumError:

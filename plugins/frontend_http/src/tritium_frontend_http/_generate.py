@@ -15,7 +15,7 @@ import numpy as np
 
 from tritium import DataType, InferenceRequest, InferenceResponse, Tensor, TritiumError
 from tritium_frontend_http import _jsonio as js
-from tritium_frontend_http._errors import internal, invalid, with_prefix
+from tritium_frontend_http._errors import invalid, malformed, with_prefix
 from tritium_frontend_http._inference import custom_parameter, parse_version
 from tritium_frontend_http._tensors import array_to_json, bytes_array, json_bytes_elements, json_to_array
 
@@ -122,7 +122,7 @@ def decode_generate(doc: Any, model: str, version: str, inputs: InputMetadata, m
     """The InferenceRequest for a parsed generate body."""
     request = InferenceRequest(model_name=model, inputs={}, model_version=parse_version(version))
     if type(doc) is not dict:
-        raise internal(js.NOT_MEMBERS)
+        raise malformed(js.NOT_MEMBERS)
     if "id" in doc:
         try:
             request.id = js.as_str(doc["id"])

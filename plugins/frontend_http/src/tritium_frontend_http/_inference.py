@@ -28,7 +28,7 @@ from tritium import (
     protocol,
 )
 from tritium_frontend_http import _jsonio as js
-from tritium_frontend_http._errors import internal, invalid, request_prefix, with_prefix
+from tritium_frontend_http._errors import invalid, malformed, request_prefix, with_prefix
 from tritium_frontend_http._tensors import (
     INT64_MAX,
     array_to_json,
@@ -38,6 +38,7 @@ from tritium_frontend_http._tensors import (
     json_bytes_elements,
     json_element_count,
     json_to_array,
+    out_of_range,
     shape_to_string,
 )
 
@@ -99,13 +100,13 @@ def custom_parameter(key: str, value: Any) -> ParameterValue:
 def _apply_parameters(doc: dict[str, Any], request: InferenceRequest, plan: OutputPlan) -> None:
     params = doc["parameters"]
     if type(params) is not dict:
-        raise internal(f"failed to get request params.: {js.NOT_MEMBERS}")
+        raise malformed(f"failed to get request params.: {js.NOT_MEMBERS}")
     for key, value in params.items():
         if key == "sequence_id":
             if (type(value) is int and 0 <= value < (1 << 64)) or type(value) is str:
                 request.sequence_id = value
             else:
-                raise internal(f"Unable to parse 'sequence_id': {js.NOT_STRING}")
+                raise malformed(f"Unable to parse 'sequence_id': {js.NOT_STRING}")
         elif key == "sequence_start":
             request.sequence_start = _bool_param(params, key, "Unable to parse 'sequence_start'")
         elif key == "sequence_end":
@@ -145,6 +146,17 @@ def _validate_input_content(tensor: dict[str, Any], params: dict[str, Any] | Non
         if has_shm:
             message += " 'shared_memory_region'"
     raise invalid(message)
+
+
+def _tensor_parameters(tensor: dict[str, Any], kind: str, name: str | None) -> dict[str, Any] | None:
+    """A tensor's ``parameters`` object (None when absent); anything but an object is the client's error
+    (Triton ignores it, silently dropping e.g. ``binary_data_size``)."""
+    params = tensor.get("parameters")
+    if params is None or type(params) is dict:
+        return params
+    if name is None:
+        name = tensor.get("name") if type(tensor.get("name")) is str else ""
+    raise malformed(f"Unable to parse 'parameters' of {kind} '{name}': {js.NOT_OBJECT}")
 
 
 def _shm_reference(params: Mapping[str, Any]) -> tuple[str, int, int]:
@@ -193,9 +205,7 @@ def _decode_input(
     shm: SharedMemoryRegistry | None,
 ) -> tuple[np.ndarray[Any, Any], int]:
     """One input's array, and the body offset after its binary data."""
-    params = tensor.get("parameters")
-    if params is not None and type(params) is not dict:
-        params = None
+    params = _tensor_parameters(tensor, "input", name)
     dims = as_int64_dims(shape)
     if params is not None and "binary_data_size" in params:
         size = _uint_param(params, "binary_data_size", "Unable to parse 'binary_data_size'")
@@ -270,9 +280,7 @@ def _parse_outputs(
 ) -> None:
     seen: set[str] = set()
     for output in outputs:
-        params = output.get("parameters") if type(output) is dict else None
-        if params is not None and type(params) is not dict:
-            params = None
+        params = _tensor_parameters(output, "output", None) if type(output) is dict else None
         if params is not None and "shared_memory_region" in params:
             if "classification" in params:
                 raise invalid("Output can't set both 'shared_memory_region' and 'classification'")
@@ -418,6 +426,8 @@ def _decode_common(
             if array.size != count or array.dtype.kind not in kinds:
                 return None
             if kinds == "iu" and array.dtype.kind == "i" and int(array.min()) < 0:
+                return None
+            if out_of_range(array, datatype) is not None:
                 return None
             array = array.astype(dtype, copy=False)
             array.shape = shape  # a fresh array of ``count`` elements: no view object needed
@@ -660,7 +670,7 @@ def _write_shm(
     region, offset, size = target
     buffer = codec.encode_tensor(array, datatype)
     if len(buffer) > size:
-        raise internal(
+        raise malformed(
             f"shared memory size specified with the request for output '{name}' ({size} bytes) should be at "
             f"least {len(buffer)} bytes to hold the results"
         )

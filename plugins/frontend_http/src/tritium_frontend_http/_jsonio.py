@@ -3,8 +3,8 @@
 Parsing uses orjson (fast); when orjson refuses a document, python-rapidjson parses it again, because
 Triton parses with RapidJSON: it accepts ``NaN``/``Infinity`` as Triton does, and its error text is
 exactly Triton's (``failed to parse the request JSON buffer: <RapidJSON message> at <offset>``).
-The ``as_*`` accessors reproduce TritonJson's typed reads and their messages; all of those are INTERNAL
-errors in Triton (HTTP 500).
+The ``as_*`` accessors reproduce TritonJson's typed reads and their messages. Triton answers all of those
+with INTERNAL (HTTP 500); Tritium answers INVALID_ARG (HTTP 400), since the request is at fault.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import orjson
 import rapidjson
 
 from tritium import TritiumError
-from tritium_frontend_http._errors import internal, invalid
+from tritium_frontend_http._errors import invalid, malformed
 
 MAX_NESTING = 100
 """Triton's ``HTTP_MAX_JSON_NESTING_DEPTH``."""
@@ -64,53 +64,53 @@ def _parse_slow(buffer: bytes | bytearray | memoryview, exc: Exception) -> Any:
             message = f"{match.group(2)} at {match.group(1)}"
         else:
             message = text
-        raise internal(f"failed to parse the request JSON buffer: {message}") from None
+        raise malformed(f"failed to parse the request JSON buffer: {message}") from None
 
 
 def missing(name: str) -> TritiumError:
     """TritonJson's error for reading an absent member."""
-    return internal(f"attempt to access non-existing object member '{name}'")
+    return malformed(f"attempt to access non-existing object member '{name}'")
 
 
 def as_str(value: Any) -> str:
     if type(value) is not str:
-        raise internal(NOT_STRING)
+        raise malformed(NOT_STRING)
     return value
 
 
 def as_bool(value: Any) -> bool:
     if type(value) is not bool:
-        raise internal(NOT_BOOL)
+        raise malformed(NOT_BOOL)
     return value
 
 
 def as_uint(value: Any) -> int:
     if type(value) is not int or not 0 <= value < _U64:
-        raise internal(NOT_UINT)
+        raise malformed(NOT_UINT)
     return value
 
 
 def as_int(value: Any) -> int:
     if type(value) is not int or not -_I63 <= value < _I63:
-        raise internal(NOT_INT)
+        raise malformed(NOT_INT)
     return value
 
 
 def as_number(value: Any) -> float:
     if type(value) not in (int, float):
-        raise internal(NOT_NUMBER)
+        raise malformed(NOT_NUMBER)
     return float(value)
 
 
 def as_list(value: Any) -> list[Any]:
     if type(value) is not list:
-        raise internal(NOT_ARRAY)
+        raise malformed(NOT_ARRAY)
     return value
 
 
 def as_object(value: Any) -> dict[str, Any]:
     if type(value) is not dict:
-        raise internal(NOT_OBJECT)
+        raise malformed(NOT_OBJECT)
     return value
 
 

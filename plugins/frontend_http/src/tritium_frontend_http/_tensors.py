@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from tritium import DataType, TritiumError, codec
-from tritium_frontend_http._errors import internal, invalid, request_prefix, with_prefix
+from tritium_frontend_http._errors import invalid, malformed, request_prefix, with_prefix
 from tritium_frontend_http._jsonio import (
     MAX_NESTING,
     NESTING_MESSAGE,
@@ -75,25 +75,25 @@ def json_element_count(shape: list[int], name: str) -> int:
 # ------------------------------------------------------------------------------------- JSON -> numpy
 def _check_bool(value: Any) -> Any:
     if type(value) is not bool:
-        raise internal(NOT_BOOL)
+        raise malformed(NOT_BOOL)
     return value
 
 
 def _check_int(value: Any) -> Any:
     if type(value) is not int or not -_I63 <= value < _I63:
-        raise internal(NOT_INT)
+        raise malformed(NOT_INT)
     return value
 
 
 def _check_uint(value: Any) -> Any:
     if type(value) is not int or not 0 <= value < _U64:
-        raise internal(NOT_UINT)
+        raise malformed(NOT_UINT)
     return value
 
 
 def _check_number(value: Any) -> Any:
     if type(value) not in (int, float):
-        raise internal(NOT_NUMBER)
+        raise malformed(NOT_NUMBER)
     return value
 
 
@@ -105,7 +105,7 @@ def _walk(value: Any, depth: int, out: list[Any], check: Any, expected: int) -> 
             _walk(item, depth + 1, out, check, expected)
         return
     if len(out) >= expected:
-        raise internal("Shape does not match true shape of 'data' field")
+        raise malformed("Shape does not match true shape of 'data' field")
     out.append(check(value))
 
 
@@ -127,7 +127,7 @@ def _walk_numeric(data: list[Any], datatype: DataType, expected: int) -> np.ndar
     except TritiumError as exc:
         raise with_prefix("Unable to parse 'data'", exc) from None
     if len(out) != expected:
-        raise internal(TOO_FEW)
+        raise malformed(TOO_FEW)
     return np.array(out, dtype=holder)
 
 
@@ -165,9 +165,40 @@ def json_to_array(
         array = _walk_numeric(data, datatype, count)
     elif array.size != count:
         if array.size > count:
-            raise internal(TOO_MANY)
-        raise internal(TOO_FEW)
+            raise malformed(TOO_MANY)
+        raise malformed(TOO_FEW)
+    bad = out_of_range(array, datatype)
+    if bad is not None:
+        raise malformed(
+            f"Unable to parse 'data': value {bad} is out of range for data-type '{datatype.value}' of input "
+            f"'{name}'"
+        )
     return array.reshape(shape).astype(target, copy=False)
+
+
+def out_of_range(array: np.ndarray[Any, Any], datatype: DataType) -> Any:
+    """The first JSON value that ``datatype`` cannot hold (None when all fit).
+
+    Triton casts JSON numbers to the input's type without a check, so ``2**40`` for an INT32 input silently
+    becomes 0 and ``1e39`` for FP32 becomes infinity; Tritium refuses them instead (INVALID_ARG).
+    """
+    kind = array.dtype.kind
+    if datatype in _SIGNED or datatype in _UNSIGNED:
+        if kind not in "iu" or array.size == 0:
+            return None
+        info = np.iinfo(datatype.numpy_dtype)
+        low, high = array.min(), array.max()
+        if low < info.min:
+            return low.item()
+        if high > info.max:
+            return high.item()
+        return None
+    if datatype is DataType.FP32 and kind == "f" and array.size:
+        finite = array[np.isfinite(array)]
+        too_big = finite[np.abs(finite) > np.finfo(np.float32).max]
+        if too_big.size:
+            return too_big[0].item()
+    return None
 
 
 def json_bytes_elements(data: list[Any]) -> list[bytes]:
@@ -188,7 +219,7 @@ def json_bytes_elements(data: list[Any]) -> list[bytes]:
         elif type(value) is str:
             out.append(value.encode("utf-8", "surrogatepass"))
         else:
-            raise internal(f"Unable to parse JSON bytes array: {NOT_STRING}")
+            raise malformed(f"Unable to parse JSON bytes array: {NOT_STRING}")
 
     try:
         walk(data, 0)
