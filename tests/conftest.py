@@ -174,3 +174,77 @@ def inprocess(repo: Path) -> Iterator[tuple[object, asyncio.AbstractEventLoop]]:
     finally:
         loop.run_until_complete(server.stop())
         loop.close()
+
+
+# ------------------------------------------------------------------------------------------------------
+# TLS certificates (HTTPS and container tests): a CA, a server certificate and a client certificate.
+# ------------------------------------------------------------------------------------------------------
+
+
+def write_tls_certificates(out: Path, server_names: Sequence[str] = ("localhost", "127.0.0.1")) -> dict[str, Path]:
+    """Write ``ca``, ``server`` and ``client`` certificates (``.crt``) and keys (``.key``) into ``out``:
+    EC P-256, signed by the CA, valid for a day; the server's for ``server_names`` (DNS names or IPs)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def subject_name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    def alt_name(text: str) -> x509.GeneralName:
+        try:
+            return x509.IPAddress(ipaddress.ip_address(text))
+        except ValueError:
+            return x509.DNSName(text)
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = subject_name("tritium-test-ca")
+    paths: dict[str, Path] = {}
+    usages = {"ca": None, "server": ExtendedKeyUsageOID.SERVER_AUTH, "client": ExtendedKeyUsageOID.CLIENT_AUTH}
+    for stem, usage in usages.items():
+        key = ca_key if stem == "ca" else ec.generate_private_key(ec.SECP256R1())
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(ca_name if stem == "ca" else subject_name(stem))
+            .issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=stem == "ca", path_length=None), critical=True)
+        )
+        if usage is not None:
+            builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        if stem == "server":
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([alt_name(n) for n in server_names]), critical=False
+            )
+        cert = builder.sign(ca_key, hashes.SHA256())
+        paths[stem] = out / f"{stem}.crt"
+        paths[f"{stem}_key"] = out / f"{stem}.key"
+        paths[stem].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        paths[f"{stem}_key"].write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        paths[f"{stem}_key"].chmod(0o644)  # readable by a container's non-root user through a bind mount
+    return paths
+
+
+@pytest.fixture(scope="session")
+def tls_certificate_factory() -> object:
+    """:func:`write_tls_certificates` itself, for tests that need a second, unrelated CA."""
+    return write_tls_certificates
+
+
+@pytest.fixture(scope="session")
+def tls_certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """:func:`write_tls_certificates` in a session temporary folder."""
+    return write_tls_certificates(tmp_path_factory.mktemp("tls-certificates"))

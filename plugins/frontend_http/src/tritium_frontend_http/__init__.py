@@ -60,6 +60,23 @@ HTTP_OPTIONS: tuple[OptionSpec, ...] = (
         "Set SO_REUSEPORT on the HTTP socket so several servers can share the port.",
         flag="--reuse-http-port",
     ),
+    OptionSpec("ssl", bool, False, "Serve HTTPS instead of HTTP on --http-port.", flag="--http-ssl"),
+    OptionSpec(
+        "ssl_mutual",
+        bool,
+        False,
+        "Mutual TLS: clients must present a certificate signed by --http-root-cert; implies --http-ssl.",
+        flag="--http-ssl-mutual",
+    ),
+    OptionSpec("server_cert", str, "", "File holding the PEM-encoded server certificate.", flag="--http-server-cert"),
+    OptionSpec("server_key", str, "", "File holding the PEM-encoded server key.", flag="--http-server-key"),
+    OptionSpec(
+        "root_cert",
+        str,
+        "",
+        "File holding the PEM-encoded CA certificate(s) client certificates must chain to (mutual TLS).",
+        flag="--http-root-cert",
+    ),
 )
 
 

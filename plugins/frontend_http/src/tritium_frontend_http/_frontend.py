@@ -8,6 +8,7 @@ import tritium
 from tritium_frontend_http._app import HttpApp
 from tritium_frontend_http._protocol import InferenceServer
 from tritium_frontend_http._settings import HttpSettings
+from tritium_frontend_http._tls import server_ssl_context
 
 
 class HttpFrontend(tritium.Frontend):
@@ -33,6 +34,7 @@ class HttpFrontend(tritium.Frontend):
             auto_decompress=False,
             access_log=None,
         )
+        ssl_context = server_ssl_context(self.settings.tls) if self.settings.tls is not None else None
         runner = web.ServerRunner(server, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(
@@ -41,6 +43,7 @@ class HttpFrontend(tritium.Frontend):
             port=self.settings.port,
             backlog=1024,
             reuse_port=self.settings.reuse_port or None,
+            ssl_context=ssl_context,
         )
         try:
             await site.start()
@@ -68,4 +71,6 @@ class HttpFrontend(tritium.Frontend):
         return self.settings.port
 
     def describe(self) -> str:
-        return f"HTTP on {self.settings.address}:{self.port}"
+        tls = self.settings.tls
+        scheme = "HTTP" if tls is None else ("HTTPS (mutual TLS)" if tls.mutual else "HTTPS")
+        return f"{scheme} on {self.settings.address}:{self.port}"

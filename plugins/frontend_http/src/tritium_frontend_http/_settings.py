@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from tritium import protocol
+from tritium import ConfigError, protocol
 
 RESTRICTED_CATEGORIES = protocol.RESTRICTED_CATEGORIES
 
@@ -34,6 +34,31 @@ def parse_restricted_apis(specs: Sequence[str]) -> dict[str, tuple[str, str]]:
     )
 
 
+@attrs.define(frozen=True, slots=True, kw_only=True)
+class TlsSettings:
+    """HTTPS for the HTTP frontend (``--http-ssl*``, mirroring ``--grpc-use-ssl*``): PEM file paths."""
+
+    server_cert: str
+    server_key: str
+    root_cert: str = ""
+    mutual: bool = False
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> TlsSettings | None:
+        """None unless ``ssl`` or ``ssl_mutual`` is on; ConfigError when a file it needs is not named."""
+        mutual = bool(_option(options, "ssl_mutual", False))
+        if not (bool(_option(options, "ssl", False)) or mutual):
+            return None
+        cert = str(_option(options, "server_cert", "") or "")
+        key = str(_option(options, "server_key", "") or "")
+        root = str(_option(options, "root_cert", "") or "")
+        if not cert or not key:
+            raise ConfigError("--http-ssl needs --http-server-cert and --http-server-key")
+        if mutual and not root:
+            raise ConfigError("--http-ssl-mutual needs --http-root-cert")
+        return cls(server_cert=cert, server_key=key, root_cert=root, mutual=mutual)
+
+
 @attrs.define(frozen=True, slots=True)
 class HttpSettings:
     """What the HTTP frontend needs from its options, validated and preprocessed."""
@@ -45,6 +70,8 @@ class HttpSettings:
     header_forward: re.Pattern[str] | None = None
     thread_count: int = 8
     reuse_port: bool = False
+    tls: TlsSettings | None = None
+    """Serve HTTPS with these files (``--http-ssl``); None serves plain HTTP."""
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> HttpSettings:
@@ -64,4 +91,5 @@ class HttpSettings:
             header_forward=re.compile(pattern, re.IGNORECASE) if pattern else None,
             thread_count=int(_option(options, "thread_count", 8)),
             reuse_port=bool(_option(options, "reuse_port", False)),
+            tls=TlsSettings.from_options(options),
         )
