@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from tritium_frontend_grpc import plugin
 from tritium_frontend_grpc._frontend import channel_options
-from tritium_frontend_grpc._options import INT32_MAX, OPTIONS, GrpcSettings, Restriction, parse_restrictions
+from tritium_frontend_grpc._options import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    INT32_MAX,
+    OPTIONS,
+    GrpcSettings,
+    Restriction,
+    parse_restrictions,
+)
 
 from tritium import ConfigError, FrontendSpec
 
@@ -76,7 +83,7 @@ def test_mutual_tls_implies_tls_and_compression_is_case_insensitive() -> None:
 
 def test_channel_options_follow_triton() -> None:
     options = dict(channel_options(GrpcSettings.from_options({"keepalive_time": 1000, "max_connection_age": 5})))
-    assert options["grpc.max_receive_message_length"] == INT32_MAX
+    assert options["grpc.max_receive_message_length"] == DEFAULT_MAX_MESSAGE_SIZE == 64 * 1024 * 1024
     assert options["grpc.max_send_message_length"] == INT32_MAX
     assert options["grpc.keepalive_time_ms"] == 1000
     assert options["grpc.keepalive_timeout_ms"] == 20000
@@ -98,3 +105,11 @@ async def test_port_in_use_is_an_error(echo_service: object, make_frontend: obje
 async def test_tls_without_certificates_is_a_config_error(echo_service: object, make_frontend: object) -> None:
     with pytest.raises(ConfigError, match="--grpc-server-cert"):
         await make_frontend(echo_service, use_ssl=True)  # type: ignore[operator]
+
+
+def test_max_message_size_is_a_bounded_setting() -> None:
+    settings = GrpcSettings.from_options({"max_message_size": 1024})
+    assert dict(channel_options(settings))["grpc.max_receive_message_length"] == 1024
+    for bad in (0, -1, INT32_MAX + 1):
+        with pytest.raises(ConfigError, match="--grpc-max-message-size must be between 1 and"):
+            GrpcSettings.from_options({"max_message_size": bad})

@@ -8,7 +8,7 @@ the received buffer (:func:`tritium.codec.decode_tensor`). Responses always carr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from math import prod
 from typing import Any
 
@@ -191,9 +191,14 @@ def request_from_proto(
     msg: pb.ModelInferRequest,
     shm: SharedMemoryRegistry | None = None,
     forwarded: Mapping[str, str] | None = None,
+    raw: Sequence[Any] | None = None,
 ) -> tuple[InferenceRequest, dict[str, ShmOutput] | None]:
     """Decode a ModelInferRequest into a kernel request, plus the outputs to write into shared memory
-    (None when there are none). ``forwarded`` are headers matched by --grpc-header-forward-pattern."""
+    (None when there are none). ``forwarded`` are headers matched by --grpc-header-forward-pattern; ``raw``
+    are the raw input contents when they were split off the message (:mod:`._wire`), else the message's.
+
+    Every size is checked against the declared shape before anything is copied, and every raw content must
+    belong to an input: a surplus is an error, not silently ignored."""
     request = InferenceRequest(
         model_name=msg.model_name, inputs={}, model_version=parse_version(msg.model_version), id=msg.id
     )
@@ -203,7 +208,8 @@ def request_from_proto(
         request.parameters.update(forwarded)
 
     inputs = request.inputs
-    raw = msg.raw_input_contents
+    if raw is None:
+        raw = msg.raw_input_contents
     raw_count = len(raw)
     raw_index = 0
     for io in msg.inputs:
@@ -253,6 +259,12 @@ def request_from_proto(
         if name in inputs:
             raise TritiumError.invalid_arg(f"{protocol.request_prefix(msg.id)}input '{name}' already exists in request")
         inputs[name] = Tensor(name, dt, array)
+    if raw_index != raw_count:
+        raise TritiumError.invalid_arg(
+            f"{protocol.request_prefix(msg.id)}expected {raw_index} raw_input_contents for the "
+            f"{len(msg.inputs)} input(s) of the request for model '{msg.model_name}' (one per input sending "
+            f"raw data), got {raw_count}"
+        )
 
     shm_outputs: dict[str, ShmOutput] | None = None
     if msg.outputs:
@@ -358,7 +370,7 @@ def response_to_proto(
 
 def _write_shm(shm: SharedMemoryRegistry | None, where: ShmOutput, name: str, payload: bytes) -> None:
     if len(payload) > where.byte_size:
-        raise TritiumError.internal(
+        raise TritiumError.invalid_arg(
             f"shared memory size specified with the request for output '{name}' ({where.byte_size} bytes) "
             f"should be at least {len(payload)} bytes to hold the results"
         )

@@ -23,9 +23,10 @@ STOP_GRACE_SECONDS = 30.0
 
 
 def channel_options(settings: GrpcSettings) -> list[tuple[str, Any]]:
-    """The server's channel arguments, as Triton sets them (message size INT32_MAX, keepalive flags)."""
+    """The server's channel arguments: Triton's (send size INT32_MAX, keepalive flags) and the receive size
+    limit of --grpc-max-message-size."""
     options: list[tuple[str, Any]] = [
-        ("grpc.max_receive_message_length", INT32_MAX),
+        ("grpc.max_receive_message_length", settings.max_message_size),
         ("grpc.max_send_message_length", INT32_MAX),
         ("grpc.so_reuseport", 1 if settings.reuse_port else 0),
         ("grpc.keepalive_time_ms", settings.keepalive_time_ms),

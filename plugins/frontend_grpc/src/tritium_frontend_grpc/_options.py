@@ -15,6 +15,8 @@ import attrs
 from tritium import ConfigError, OptionSpec, protocol
 
 INT32_MAX = 2**31 - 1
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+"""Largest request message accepted by default: 64 MiB, as Triton's HTTP limit (its gRPC one is 2 GiB)."""
 
 RESTRICTED_CATEGORIES = protocol.RESTRICTED_CATEGORIES
 
@@ -133,6 +135,14 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "--grpc-max-response-pool-size",
     ),
     OptionSpec(
+        "max_message_size",
+        int,
+        DEFAULT_MAX_MESSAGE_SIZE,
+        "Largest request message accepted, in bytes; larger ones are refused with RESOURCE_EXHAUSTED before "
+        "they are read (Triton: 2 GiB). Use shared memory for larger tensors.",
+        "--grpc-max-message-size",
+    ),
+    OptionSpec(
         "infer_thread_count",
         int,
         2,
@@ -182,6 +192,7 @@ class GrpcSettings:
     max_connection_age_ms: int = 0
     max_connection_age_grace_ms: int = 0
     max_response_pool_size: int = INT32_MAX
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> GrpcSettings:
@@ -201,6 +212,9 @@ class GrpcSettings:
         pool = int(get("max_response_pool_size"))
         if pool <= 0:
             raise ConfigError("Error: --grpc-max-response-pool-size must be greater than 0.")
+        max_message = int(get("max_message_size"))
+        if not 0 < max_message <= INT32_MAX:
+            raise ConfigError(f"--grpc-max-message-size must be between 1 and {INT32_MAX}, got {max_message}")
         pattern_text = str(get("header_forward_pattern") or "")
         try:
             pattern = re.compile(pattern_text, re.IGNORECASE) if pattern_text else None
@@ -231,6 +245,7 @@ class GrpcSettings:
             max_connection_age_ms=int(get("max_connection_age")),
             max_connection_age_grace_ms=int(get("max_connection_age_grace")),
             max_response_pool_size=pool,
+            max_message_size=max_message,
         )
 
 

@@ -22,6 +22,7 @@ from tritium_frontend_grpc._codec import request_from_proto, response_to_proto
 from tritium_frontend_grpc._errors import as_tritium_error, grpc_status
 from tritium_frontend_grpc._options import INT32_MAX, GrpcSettings, Restriction
 from tritium_frontend_grpc._params import forwarded_headers
+from tritium_frontend_grpc._wire import InferCall, Malformed, parse_infer_request, tolerant_deserializer
 from tritium_frontend_grpc.proto import grpc_service_pb2 as pb
 
 SERVICE_NAME = "inference.GRPCInferenceService"
@@ -81,8 +82,23 @@ _RPCS: dict[str, tuple[str, Any, Any]] = {
     "LogSettings": ("logging", pb.LogSettingsRequest, pb.LogSettingsResponse),
 }
 
+_NO_REQUEST = pb.ModelInferRequest()
+"""Stands in for the message of a stream request that could not be parsed (its error carries no id)."""
+
+
 async def _abort(context: grpc.aio.ServicerContext, error: TritiumError) -> None:
     await context.abort(grpc_status(error), error.message)
+
+
+def _rejecting_malformed(method: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+    """``method``, answering INVALID_ARGUMENT for a request body that is not its message."""
+
+    async def checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if type(request) is Malformed:
+            await _abort(context, TritiumError.invalid_arg(request.message))
+        return await method(request, context)
+
+    return checked
 
 
 class GrpcServicer:
@@ -117,15 +133,20 @@ class GrpcServicer:
                     method = _restricted_stream(method, restriction)
                 handlers[rpc] = grpc.stream_stream_rpc_method_handler(
                     method,
-                    request_deserializer=request_cls.FromString,
+                    request_deserializer=parse_infer_request,
                     response_serializer=response_cls.SerializeToString,
                 )
             else:
+                if rpc == "ModelInfer":
+                    deserializer = parse_infer_request  # ModelInfer answers Malformed itself (hot path)
+                else:
+                    deserializer = tolerant_deserializer(request_cls)
+                    method = _rejecting_malformed(method)
                 if restriction is not None:
                     method = _restricted_unary(method, restriction)
                 handlers[rpc] = grpc.unary_unary_rpc_method_handler(
                     method,
-                    request_deserializer=request_cls.FromString,
+                    request_deserializer=deserializer,
                     response_serializer=response_cls.SerializeToString,
                 )
         check: Callable[..., Awaitable[Any]] = self.HealthCheck
@@ -134,8 +155,8 @@ class GrpcServicer:
             check = _restricted_unary(check, health_restriction)
         health = {
             "Check": grpc.unary_unary_rpc_method_handler(
-                check,
-                request_deserializer=health_pb2.HealthCheckRequest.FromString,
+                _rejecting_malformed(check),
+                request_deserializer=tolerant_deserializer(health_pb2.HealthCheckRequest),
                 response_serializer=health_pb2.HealthCheckResponse.SerializeToString,
             )
         }
@@ -316,10 +337,13 @@ class GrpcServicer:
         return await self._call(context, run)
 
     # ---------------------------------------------------------------------------------- inference
-    async def ModelInfer(self, msg: pb.ModelInferRequest, context: grpc.aio.ServicerContext) -> Any:
+    async def ModelInfer(self, call: InferCall | Malformed, context: grpc.aio.ServicerContext) -> Any:
+        if type(call) is Malformed:
+            await _abort(context, TritiumError.invalid_arg(call.message))
+        msg = call.msg
         try:
             forwarded = forwarded_headers(self._forward, context.invocation_metadata()) if self._forward else None
-            request, shm_outputs = request_from_proto(msg, self._shm, forwarded)
+            request, shm_outputs = request_from_proto(msg, self._shm, forwarded, call.raw)
             response = await self._service.infer(request)
             out = response_to_proto(response, pb.ModelInferResponse(), self._shm, shm_outputs)
         except Exception as exc:
@@ -351,7 +375,7 @@ class GrpcServicer:
             return False
 
     async def ModelStreamInfer(
-        self, request_iterator: AsyncIterator[pb.ModelInferRequest], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[InferCall | Malformed], context: grpc.aio.ServicerContext
     ) -> None:
         """Many requests in flight on one stream: each runs as its own task and writes its responses as
         they come (one write at a time). Errors are in-stream (``error_message``) unless the client opened
@@ -386,13 +410,16 @@ class GrpcServicer:
             async with room, write_lock:
                 await context.write(out)
 
-        async def serve(msg: pb.ModelInferRequest) -> None:
+        async def serve(call: InferCall | Malformed) -> None:
             # Accounting in `finally` rather than a done callback: one loop callback less per request.
+            msg = _NO_REQUEST if type(call) is Malformed else call.msg
             try:
                 if not self.accepting:
                     raise TritiumError.unavailable(SHUTTING_DOWN_MESSAGE)
+                if type(call) is Malformed:
+                    raise TritiumError.invalid_arg(call.message)
                 forwarded = forwarded_headers(forwarded_pattern, metadata) if forwarded_pattern else None
-                request, shm_outputs = request_from_proto(msg, self._shm, forwarded)
+                request, shm_outputs = request_from_proto(msg, self._shm, forwarded, call.raw)
                 if not self._stream_decoupled(msg):
                     # One response: the unary data path is cheaper than the kernel's response iterator.
                     out = pb.ModelStreamInferResponse()
