@@ -1,0 +1,217 @@
+"""A model instance in a stub process of its own (the default, as in Triton).
+
+A crash, hang or leak in model code cannot take the server down, and the model's Python code does not share
+the server's GIL. A stub that exits unexpectedly is reported in the log and restarted (``initialize`` runs
+again); requests of an execution it was running fail with INTERNAL. An execution that outlives
+``execute-timeout-seconds`` (when set) kills the stub, fails its requests and restarts it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+import tritium
+from tritium import DataType, FailureReason, StatusCode, TritiumError
+from tritium_backend_python._bls import BlsBridge
+from tritium_backend_python._channel import ChannelClosed, ChannelTimeout
+from tritium_backend_python._convert import (
+    batch_to_wire,
+    error_from_wire,
+    outputs_from_wire,
+    request_to_wire,
+    results_to_outputs,
+)
+from tritium_backend_python._stub_process import CONTINUE, StubProcess
+
+_log = logging.getLogger("tritium.backend.python")
+
+
+@attrs.define(frozen=True, slots=True)
+class InstanceSpec:
+    """Everything needed to (re)start one instance."""
+
+    model_name: str
+    label: str
+    model_file: Path
+    module_name: str
+    decoupled: bool
+    batching: bool
+    args: Mapping[str, str]
+    input_types: Mapping[str, DataType]
+    interpreter: Path
+    stub_timeout_s: float
+    execute_timeout_s: float
+
+
+def _failed(message: str, code: StatusCode = StatusCode.INTERNAL) -> TritiumError:
+    return TritiumError(code, message, reason=FailureReason.BACKEND)
+
+
+def start_stub(spec: InstanceSpec, bridge: BlsBridge) -> StubProcess:
+    """A stub with the model loaded and initialized; TritiumError with the reason otherwise."""
+    try:
+        stub = StubProcess(interpreter=spec.interpreter, label=spec.label, bridge=bridge)
+    except OSError as exc:
+        raise _failed(f"{spec.label}: cannot start the stub process with {spec.interpreter}: {exc}") from None
+    timeout = spec.stub_timeout_s
+    try:
+        for message in (("load", str(spec.model_file), spec.module_name, spec.decoupled),
+                        ("initialize", dict(spec.args))):
+            reply = stub.exchange(message, timeout)
+            if reply[0] != "ok":
+                stub.kill()
+                raise _failed(f"{spec.label}: {reply[1]}")
+    except ChannelClosed:
+        stub.kill()
+        raise _failed(
+            f"{spec.label}: the stub process exited while loading the model ({stub.exit_description()}); "
+            "its output is in the server log"
+        ) from None
+    except ChannelTimeout:
+        stub.kill()
+        raise _failed(
+            f"{spec.label}: loading the model took longer than {timeout:g} s (stub-timeout-seconds)"
+        ) from None
+    return stub
+
+
+class IsolatedInstance(tritium.ModelInstance):
+    """One instance of a Python model, served by its stub process."""
+
+    def __init__(self, spec: InstanceSpec, bridge: BlsBridge) -> None:
+        self.spec = spec
+        self._bridge = bridge
+        self._lock = threading.Lock()
+        self._closed = False
+        self._executions = itertools.count(1)
+        self._stub: StubProcess | None = start_stub(spec, bridge)
+        self._watch(self._stub)
+
+    # ------------------------------------------------------------------------------- supervision
+    def _watch(self, stub: StubProcess) -> None:
+        threading.Thread(
+            target=self._supervise, args=(stub,), name=f"tritium-python-watch-{stub.pid}", daemon=True
+        ).start()
+
+    def _supervise(self, stub: StubProcess) -> None:
+        """Wait for the stub to exit; an exit nobody asked for is reported and the stub restarted."""
+        code = stub.process.wait()
+        with self._lock:
+            if self._closed or stub is not self._stub:
+                return
+            from tritium_backend_python._stub_process import describe_exit
+
+            _log.error("%s: the stub process (pid %d) exited unexpectedly (%s); restarting it",
+                       self.spec.label, stub.pid, describe_exit(code))
+            stub.kill()
+            self._stub = None
+            self._restart()
+
+    def _restart(self) -> None:
+        """Start a new stub (with the lock held); failures are logged and retried at the next execution."""
+        try:
+            stub = start_stub(self.spec, self._bridge)
+        except TritiumError as exc:
+            _log.error("%s: restarting the stub failed: %s", self.spec.label, exc)
+            return
+        self._stub = stub
+        self._watch(stub)
+        _log.info("%s: stub process restarted (pid %d)", self.spec.label, stub.pid)
+
+    def _ready_stub(self) -> StubProcess:
+        if self._closed:
+            raise _failed(f"{self.spec.label} is unloaded", StatusCode.UNAVAILABLE)
+        stub = self._stub
+        if stub is None or not stub.alive():
+            if stub is not None:
+                _log.error("%s: the stub process (pid %d) is gone (%s); restarting it",
+                           self.spec.label, stub.pid, stub.exit_description())
+                stub.kill()
+                self._stub = None
+            self._restart()
+            stub = self._stub
+            if stub is None:
+                raise _failed(f"{self.spec.label}: the stub process could not be restarted; see the server log",
+                              StatusCode.UNAVAILABLE)
+        return stub
+
+    def _lost(self, stub: StubProcess, exc: Exception) -> TritiumError:
+        """The error of an execution whose stub died or hung; the stub is killed (and restarted later)."""
+        if isinstance(exc, ChannelTimeout):
+            stub.kill()
+            message = (f"{self.spec.label}: execute took longer than {self.spec.execute_timeout_s:g} s "
+                       "(execute-timeout-seconds); the stub process was killed and will be restarted")
+        else:
+            message = (f"{self.spec.label}: the stub process exited unexpectedly while executing "
+                       f"({stub.exit_description()}); it will be restarted")
+            stub.kill()
+        self._stub = None
+        self._restart()
+        return _failed(message)
+
+    # ----------------------------------------------------------------------------------- execute
+    def execute(self, batch: tritium.Batch) -> Mapping[str, np.ndarray[Any, Any]]:
+        requests = batch_to_wire(batch, self.spec.input_types)
+        timeout = self.spec.execute_timeout_s or None
+        with self._lock:
+            stub = self._ready_stub()
+            stub.channel.reset_arena()
+            try:
+                reply = stub.exchange(("execute", requests), timeout, _expect_result)
+            except (ChannelClosed, ChannelTimeout) as exc:
+                raise self._lost(stub, exc) from None
+        return results_to_outputs(reply, self.spec.batching)
+
+    def execute_decoupled(self, request: tritium.InferenceRequest, send: tritium.ResponseSender) -> None:
+        execution = next(self._executions)
+        timeout = self.spec.execute_timeout_s or None
+
+        def handle(message: Any) -> Any:
+            kind = message[0]
+            if kind == "response":
+                _, number, _index, outputs, final, error = message
+                if number != execution:
+                    return CONTINUE  # late responses of an execution that already ended
+                if error is not None:
+                    raise error_from_wire(*error)
+                send(outputs_from_wire(outputs) if outputs is not None else None, final)
+                return True if final else CONTINUE
+            if kind == "executed":
+                if message[1] == execution and message[2] is not None:
+                    raise error_from_wire(*message[2])
+                return CONTINUE
+            return CONTINUE
+
+        with self._lock:
+            stub = self._ready_stub()
+            stub.channel.reset_arena()
+            try:
+                stub.exchange(("execute_decoupled", execution, [request_to_wire(request)]), timeout, handle)
+            except (ChannelClosed, ChannelTimeout) as exc:
+                raise self._lost(stub, exc) from None
+
+    # ------------------------------------------------------------------------------------- close
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            stub, self._stub = self._stub, None
+            if stub is not None:
+                error = stub.stop(self.spec.stub_timeout_s)
+                if error:
+                    _log.error("%s: %s", self.spec.label, error)
+
+
+def _expect_result(message: Any) -> Any:
+    if message[0] == "result":
+        return message[1]
+    return CONTINUE  # late messages of a decoupled execution

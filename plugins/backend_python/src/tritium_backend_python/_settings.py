@@ -1,0 +1,71 @@
+"""How one Python model runs: execution mode, interpreter environment and timeouts.
+
+Read from the model's ``parameters`` (per model) over the backend's ``--backend-config=python,<key>=<value>``
+settings (server-wide defaults):
+
+- ``TRITIUM_EXECUTION_MODE`` parameter / ``execution-mode`` setting: ``isolated`` (default: one stub process
+  per instance) or ``in-process``;
+- ``EXECUTION_ENV_PATH`` parameter: a virtual environment folder or a packed (conda-pack) ``.tar.gz`` whose
+  interpreter runs the stub;
+- ``stub-timeout-seconds`` setting: limit for starting a stub, ``initialize``, ``auto_complete_config`` and
+  ``finalize`` (30, Triton's default);
+- ``TRITIUM_EXECUTE_TIMEOUT_SECONDS`` parameter / ``execute-timeout-seconds`` setting: limit for one
+  ``execute`` in isolated mode; 0 (default) means none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import attrs
+
+from tritium import ConfigError
+from tritium.config import ModelConfig
+
+MODES = ("isolated", "in-process")
+
+
+@attrs.define(frozen=True, slots=True)
+class ModelSettings:
+    mode: str = "isolated"
+    env_path: str | None = None
+    stub_timeout_s: float = 30.0
+    execute_timeout_s: float = 0.0
+
+    @property
+    def in_process(self) -> bool:
+        return self.mode == "in-process"
+
+
+def _number(value: str, what: str, model: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"model '{model}': {what} must be a number of seconds, got '{value}'") from None
+    if number < 0 or number != number:
+        raise ConfigError(f"model '{model}': {what} must not be negative, got '{value}'")
+    return number
+
+
+def model_settings(config: ModelConfig, options: Mapping[str, str]) -> ModelSettings:
+    """The settings of the model ``config`` describes; ConfigError naming the model for bad values."""
+    name = config.name
+    parameters = {key: value.string_value for key, value in config.parameters.items()}
+    mode = parameters.get("TRITIUM_EXECUTION_MODE", options.get("execution-mode", "isolated")).strip().lower()
+    if mode not in MODES:
+        raise ConfigError(
+            f"model '{name}': TRITIUM_EXECUTION_MODE must be 'isolated' or 'in-process', got '{mode}'"
+        )
+    env_path = parameters.get("EXECUTION_ENV_PATH") or None
+    if env_path is not None and mode == "in-process":
+        raise ConfigError(
+            f"model '{name}': EXECUTION_ENV_PATH needs the isolated execution mode (a stub process runs the "
+            "environment's interpreter)"
+        )
+    stub_timeout = _number(options.get("stub-timeout-seconds", "30"), "stub-timeout-seconds", name) or 30.0
+    execute_timeout = _number(
+        parameters.get("TRITIUM_EXECUTE_TIMEOUT_SECONDS", options.get("execute-timeout-seconds", "0")),
+        "TRITIUM_EXECUTE_TIMEOUT_SECONDS",
+        name,
+    )
+    return ModelSettings(mode, env_path, stub_timeout, execute_timeout)

@@ -1,0 +1,192 @@
+"""The stub process: runs one model instance for the server, in a process (and interpreter) of its own.
+
+Started as ``python -m tritium_backend_python._stub <socket fd> <server pid>`` by the server (see
+``_isolated.py``), possibly with another environment's interpreter (``EXECUTION_ENV_PATH``). It serves the
+messages of the stub protocol until the server says ``finalize`` or goes away:
+
+server -> stub: ``("load", model_file, module_name, decoupled)``, ``("autocomplete", config_json)``,
+``("initialize", args)``, ``("execute", requests)``, ``("execute_decoupled", execution, requests)``,
+``("finalize",)``,
+and the answers to BLS calls ``("bls_response", call_id, response, final)``.
+
+stub -> server: ``("ok", value)`` / ``("failed", message)`` for load, autocomplete, initialize and
+finalize; ``("result", results)`` for execute; ``("response", execution, index, outputs, final, error)``
+and ``("executed", execution, error)`` for execute_decoupled; ``("bls", call_id, request, decoupled)`` for BLS calls and
+``("ready", call_id, model, version)`` for ``pb_utils.is_model_ready`` (answered like a BLS call: no
+error means ready) and ``("log", level, message)`` at any time.
+
+This module imports only the standard library, numpy, ``triton_python_backend_utils`` and this package's
+stub-side modules (never ``tritium``), because the model's environment may not have Tritium installed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import triton_python_backend_utils as pb_utils
+
+from tritium_backend_python._channel import Channel, ChannelClosed
+from tritium_backend_python._runner import (
+    ModelLoadError,
+    ModelRunner,
+    auto_complete,
+    load_model_class,
+    request_to_wire,
+    response_from_wire,
+)
+
+_CONTROL = "control"
+
+
+def route(message: Any) -> Any:
+    """Whose a message from the server is: a BLS call's answers go to the thread that made the call."""
+    if message[0] == "bls_response":
+        return ("bls", message[1])
+    return _CONTROL
+
+
+class StubRuntime:
+    """``pb_utils``'s link to the server from a stub: BLS calls, readiness checks and logs go over the channel."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+        self._ids = itertools.count(1)
+
+    def _call(self, kind: str, *payload: Any) -> Iterator[tuple[Any, bool]]:
+        call_id = next(self._ids)
+        try:
+            self._channel.send((kind, call_id, *payload))
+            while True:
+                _, _, response, final = self._channel.receive(("bls", call_id), route=route)
+                yield response, final
+                if final:
+                    return
+        except ChannelClosed as exc:
+            yield ((), {}, ("UNAVAILABLE", f"the server is gone: {exc}")), True
+
+    def infer(self, request: pb_utils.InferenceRequest) -> pb_utils.InferenceResponse:
+        for wire, _final in self._call("bls", request_to_wire(request), False):
+            return response_from_wire(wire)
+        raise pb_utils.TritonModelException("the BLS call ended without a response")
+
+    def infer_stream(self, request: pb_utils.InferenceRequest) -> Iterator[pb_utils.InferenceResponse]:
+        calls = self._call("bls", request_to_wire(request), True)
+
+        def responses() -> Iterator[pb_utils.InferenceResponse]:
+            for wire, _final in calls:
+                yield response_from_wire(wire)
+
+        return responses()
+
+    def is_model_ready(self, model_name: str, model_version: str) -> bool:
+        for wire, _final in self._call("ready", model_name, model_version):
+            return wire[2] is None
+        return False
+
+    def log(self, level: str, message: str) -> None:
+        try:
+            self._channel.send(("log", level, message))
+        except ChannelClosed:
+            print(f"[{level}] {message}", file=sys.stderr)
+
+
+def _die_with_parent(server_pid: int) -> None:
+    """Ask Linux to kill this process when the server dies (a server killed with SIGKILL leaves no stubs)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != server_pid:
+        os._exit(1)
+
+
+def serve(channel: Channel) -> None:
+    """Answer the server's messages until ``finalize`` or until the server goes away."""
+    runner: ModelRunner | None = None
+    model_class: type | None = None
+    decoupled = False
+    send_lock = threading.Lock()
+    while True:
+        try:
+            message = channel.receive(_CONTROL, route=route)
+        except ChannelClosed:
+            return
+        kind = message[0]
+        if kind == "execute":
+            assert runner is not None
+            channel.reset_arena()
+            channel.send(("result", runner.execute(message[1])))
+        elif kind == "execute_decoupled":
+            assert runner is not None
+            channel.reset_arena()
+            execution = message[1]
+
+            def emit(index: int, outputs: Any, final: bool, error: Any, execution: int = execution) -> None:
+                with send_lock:
+                    channel.send(("response", execution, index, outputs, final, error))
+
+            channel.send(("executed", execution, runner.execute_decoupled(message[2], emit)))
+        elif kind == "load":
+            _, model_file, module_name, decoupled = message
+            try:
+                from pathlib import Path
+
+                model_class = load_model_class(Path(model_file), module_name)
+            except ModelLoadError as exc:
+                channel.send(("failed", str(exc)))
+            else:
+                channel.send(("ok", None))
+        elif kind == "autocomplete":
+            assert model_class is not None
+            try:
+                channel.send(("ok", auto_complete(model_class, message[1])))
+            except ModelLoadError as exc:
+                channel.send(("failed", str(exc)))
+        elif kind == "initialize":
+            assert model_class is not None
+            runner = ModelRunner(model_class, decoupled=decoupled)
+            try:
+                runner.initialize(message[1])
+            except ModelLoadError as exc:
+                channel.send(("failed", str(exc)))
+            else:
+                channel.send(("ok", None))
+        elif kind == "finalize":
+            error = None
+            if runner is not None:
+                try:
+                    runner.finalize()
+                except Exception as exc:
+                    error = f"finalize failed: {type(exc).__name__}: {exc}"
+            channel.send(("ok", error))
+            return
+        else:
+            channel.send(("failed", f"unknown message {kind!r}"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    fd, server_pid = int(args[0]), int(args[1])
+    _die_with_parent(server_pid)
+    channel = Channel(socket.socket(fileno=fd), copy_received=False)
+    pb_utils._bind_runtime(StubRuntime(channel), process=True)
+    try:
+        serve(channel)
+    finally:
+        channel.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""A running stub process, seen from the server: start it, exchange messages with it, stop it.
+
+While the server waits for a stub's answer it also serves what the stub asks meanwhile: log lines, BLS
+calls (answered on a small thread pool, so that a model's concurrent ``async_exec`` calls run concurrently)
+and readiness checks. See ``_stub.py`` for the protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import triton_python_backend_utils
+
+import tritium_backend_python
+from tritium_backend_python._bls import BlsBridge
+from tritium_backend_python._channel import Channel, ChannelClosed, ChannelTimeout
+
+_log = logging.getLogger("tritium.backend.python")
+
+CONTINUE = object()
+"""What an exchange handler returns for a message that does not end the exchange."""
+
+_LEVELS = {"INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR, "VERBOSE": logging.DEBUG}
+
+
+def stub_pythonpath() -> str:
+    """A folder holding only ``triton_python_backend_utils`` and this package (as links), for the stub's
+    ``PYTHONPATH``: another environment's interpreter then finds them without seeing the server's other
+    packages. Made once per installation and user, in the temporary directory."""
+    module = Path(triton_python_backend_utils.__file__).resolve()
+    package = Path(tritium_backend_python.__file__).resolve().parent
+    key = hashlib.sha256(f"{module}|{package}".encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / f"tritium-python-stub-{os.getuid()}-{key}"
+    if (folder / "triton_python_backend_utils.py").exists() and (folder / "tritium_backend_python").exists():
+        return str(folder)
+    staging = Path(tempfile.mkdtemp(prefix=folder.name + "-", dir=folder.parent))
+    (staging / "triton_python_backend_utils.py").symlink_to(module)
+    (staging / "tritium_backend_python").symlink_to(package, target_is_directory=True)
+    try:
+        staging.rename(folder)
+    except OSError:  # made by another process meanwhile (or a stale one): use it, drop ours
+        for child in staging.iterdir():
+            child.unlink()
+        staging.rmdir()
+    return str(folder)
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+class StubProcess:
+    """One stub process and its channel. ``label`` names it in messages (``"model 'm' instance m_0"``)."""
+
+    def __init__(self, *, interpreter: Path, label: str, bridge: BlsBridge, inline_limit: int = 4096) -> None:
+        self.label = label
+        self._bridge = bridge
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        env = dict(os.environ)
+        path = stub_pythonpath()
+        env["PYTHONPATH"] = path + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        try:
+            self.process = subprocess.Popen(
+                [str(interpreter), "-m", "tritium_backend_python._stub", str(child.fileno()), str(os.getpid())],
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,  # the terminal's Ctrl-C goes to the server, which stops stubs in order
+            )
+        except OSError:
+            parent.close()
+            raise
+        finally:
+            child.close()
+        self.channel = Channel(parent, copy_received=True, inline_limit=inline_limit)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def exit_description(self) -> str:
+        try:
+            code = self.process.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            code = None
+        return describe_exit(code)
+
+    # ---------------------------------------------------------------------------------- exchanges
+    def exchange(self, message: Any, timeout: float | None, handle: Callable[[Any], Any] | None = None) -> Any:
+        """Send ``message`` and serve the stub until ``handle`` (default: the first reply that is not a
+        request of the stub's own) returns something other than :data:`CONTINUE`; returns that.
+
+        Raises :class:`ChannelClosed` when the stub exits and :class:`ChannelTimeout` after ``timeout``
+        seconds without the answer (None: no limit).
+        """
+        channel = self.channel
+        channel.send(message)
+        receive = channel.receive
+        while True:
+            reply = receive(timeout=timeout)
+            kind = reply[0]
+            if kind == "log":
+                _log.log(_LEVELS.get(reply[1], logging.INFO), "%s: %s", self.label, reply[2])
+                continue
+            if kind == "bls" or kind == "ready":
+                self._serve_call(reply)
+                continue
+            if handle is None:
+                return reply
+            outcome = handle(reply)
+            if outcome is not CONTINUE:
+                return outcome
+
+    def _serve_call(self, message: Any) -> None:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tritium-python-bls")
+            pool = self._pool
+        pool.submit(self._answer, message)
+
+    def _answer(self, message: Any) -> None:
+        bridge = self._bridge
+        call_id = message[1]
+        try:
+            if message[0] == "ready":
+                ready = bridge.ready(message[2], message[3])
+                error = None if ready else ("UNAVAILABLE", f"model '{message[2]}' is not ready")
+                self.channel.send(("bls_response", call_id, ((), {}, error), True))
+            elif message[3]:
+                for response, final in bridge.stream(message[2]):
+                    self.channel.send(("bls_response", call_id, response, final))
+            else:
+                self.channel.send(("bls_response", call_id, bridge.infer(message[2]), True))
+        except ChannelClosed:
+            pass
+        except Exception:
+            _log.exception("%s: answering a BLS call failed", self.label)
+            try:
+                self.channel.send(("bls_response", call_id, ((), {}, ("INTERNAL", "BLS call failed")), True))
+            except ChannelClosed:
+                pass
+
+    # ---------------------------------------------------------------------------------- stopping
+    def kill(self) -> None:
+        if self.alive():
+            try:
+                os.kill(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            _log.error("%s: stub process %d did not exit after SIGKILL", self.label, self.process.pid)
+        self._shutdown()
+
+    def stop(self, timeout: float) -> str | None:
+        """Finalize the model and end the process (killed after ``timeout``); returns finalize's error."""
+        error: str | None = None
+        try:
+            if self.alive():
+                reply = self.exchange(("finalize",), timeout)
+                error = reply[1] if reply[0] == "ok" else str(reply[1])
+                self.process.wait(timeout=timeout)
+        except ChannelTimeout:
+            error = f"finalize did not finish within {timeout:g} s; the stub process was killed"
+        except (ChannelClosed, subprocess.TimeoutExpired):
+            pass
+        self.kill()
+        return error
+
+    def _shutdown(self) -> None:
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        self.channel.close()
