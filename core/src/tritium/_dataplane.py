@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from time import monotonic_ns as _monotonic_ns
 from typing import TYPE_CHECKING, Any
 
+from tritium._call_chain import CALL_CHAIN, DEFAULT_MAX_CALL_DEPTH
 from tritium._errors import TritiumError
 from tritium._lifecycle import READY, ModelManager
+from tritium._model_client import ScopedModelClient
 from tritium._options import ServerOptions
 from tritium._service import InferenceService
 from tritium._settings import LogSettings, TraceSettings
@@ -65,6 +67,13 @@ class DataPlane(InferenceService):
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self.max_call_depth = DEFAULT_MAX_CALL_DEPTH
+        models.client_for = self.model_client
+
+    def model_client(self, caller: str) -> ScopedModelClient:
+        """A :class:`tritium.abc.ModelClient` scoped to model ``caller`` (for its scheduler and instances);
+        created on the event loop that serves the requests."""
+        return ScopedModelClient(self, caller, asyncio.get_running_loop())
 
     # ------------------------------------------------------------------------------------ lifecycle
     def mark_live(self) -> None:
@@ -153,7 +162,7 @@ class DataPlane(InferenceService):
 
     # ------------------------------------------------------------------------------------ inference
     def _admit(self, request: InferenceRequest) -> Any:
-        if self._stopping:
+        if self._stopping and not request.call_chain:  # nested requests finish what is in flight
             raise TritiumError.unavailable(
                 f"{request_prefix(request.id)}Server is stopping, not accepting new requests"
             )
@@ -197,10 +206,14 @@ class DataPlane(InferenceService):
         self._in_flight += 1
         if self._in_flight == 1:
             self._idle.clear()
+        chain = request.call_chain
+        token = CALL_CHAIN.set((*chain, runtime.name)) if chain else None
         try:
             response: InferenceResponse = await runtime.scheduler.infer(request)
             return response
         finally:
+            if token is not None:
+                CALL_CHAIN.reset(token)
             runtime.leave()
             self._in_flight -= 1
             if self._in_flight == 0:
@@ -210,6 +223,8 @@ class DataPlane(InferenceService):
         runtime = self._admit(request)
         runtime.enter()
         self._enter()
+        chain = request.call_chain
+        token = CALL_CHAIN.set((*chain, runtime.name)) if chain else None
         try:
             if not runtime.decoupled:
                 yield await runtime.scheduler.infer(request)
@@ -225,6 +240,8 @@ class DataPlane(InferenceService):
             finally:
                 pool.release(lease)
         finally:
+            if token is not None:
+                CALL_CHAIN.reset(token)
             runtime.leave()
             self._leave()
 

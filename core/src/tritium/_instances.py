@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
+from tritium._call_chain import CALL_CHAIN, execution_chain
 from tritium._classification import classify
 from tritium._datatypes import DataType
 from tritium._errors import FailureReason, StatusCode, TritiumError
@@ -276,6 +277,12 @@ class InstancePool:
         self._record(results, timing, requests, start_ns)
         return results
 
+    def keep_executions_on_threads(self) -> None:
+        """Never run this pool's executions inline again: its instances wait on nested requests (a
+        :class:`tritium.abc.ModelClient`'s blocking calls), which the event loop has to serve meanwhile."""
+        self.inline_threshold_ns = 0
+        self._inline = False
+
     def _runs_inline(self) -> bool:
         """Whether the next execution runs on the event loop thread instead of the instance's worker thread.
 
@@ -334,13 +341,18 @@ class InstancePool:
         def send(outputs: Mapping[str, Any] | None, final: bool) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, (outputs, final))
 
+        chain = execution_chain((request,), self.model_name)
+
         def run() -> None:
+            token = CALL_CHAIN.set(chain)
             try:
                 lease.instance.execute_decoupled(request, send)
             except BaseException as exc:
                 loop.call_soon_threadsafe(queue.put_nowait, exc)
             else:
                 loop.call_soon_threadsafe(queue.put_nowait, (None, True))
+            finally:
+                CALL_CHAIN.reset(token)
 
         self._busy += 1
         future = self._threads[lease.index].submit(run)
@@ -495,6 +507,19 @@ class InstancePool:
 
     # ------------------------------------------------------------------ worker-thread part of execute
     def _run_batch(
+        self, instance: ModelInstance, requests: Sequence[InferenceRequest]
+    ) -> tuple[list[Result], _Timing]:
+        """:meth:`_execute_batch`, with the requests' call chain published for the instance's model client."""
+        chain = execution_chain(requests, self.model_name)
+        if not chain and not CALL_CHAIN.get():
+            return self._execute_batch(instance, requests)
+        token = CALL_CHAIN.set(chain)
+        try:
+            return self._execute_batch(instance, requests)
+        finally:
+            CALL_CHAIN.reset(token)
+
+    def _execute_batch(
         self, instance: ModelInstance, requests: Sequence[InferenceRequest]
     ) -> tuple[list[Result], _Timing]:
         timing = _Timing()

@@ -24,6 +24,7 @@ import attrs
 from tritium._errors import ConfigError, TritiumError
 from tritium._events import Event, ModelLoaded, ModelUnloaded
 from tritium._instances import InstancePool
+from tritium._model_client import UnreachableModels
 from tritium._options import ServerOptions
 from tritium._repository import (
     ModelDirectory,
@@ -41,6 +42,7 @@ from tritium.abc import Backend, InstancePlacement, ModelInstance, Scheduler, Sc
 from tritium.protocol import parse_model_version
 
 if TYPE_CHECKING:
+    from tritium._model_client import ScopedModelClient
     from tritium._plugins import PluginHost
     from tritium.config import ModelConfig
 
@@ -146,6 +148,9 @@ class ModelManager:
         self._load_slots = asyncio.Semaphore(max(options.model_load_thread_count, 1))
         self.gpu_count = detect_gpu_count()
         self._poll_task: asyncio.Task[None] | None = None
+        self.client_for: Callable[[str], ScopedModelClient] | None = None
+        """Makes the model client of a model (its scheduler's and instances' way to other models); set by
+        the data plane. None: models reach no other model."""
 
     # ------------------------------------------------------------------------------------ backends
     def backend(self, name: str) -> Backend:
@@ -334,14 +339,17 @@ class ModelManager:
     async def _build(self, prepared: PreparedModel, version: int) -> LoadedVersion:
         config = prepared.config
         started = time.monotonic()
+        client = self.client_for(config.name) if self.client_for is not None else None
         async with self._load_slots:
-            instances = await asyncio.to_thread(self._create_instances, prepared, version)
+            instances = await asyncio.to_thread(self._create_instances, prepared, version, client)
         statistics = self._statistics(config.name, version)
         pool = InstancePool.from_config(
             config, instances, model_version=version, labels=prepared.labels,
             statistics=statistics, emit=self._emit,
             inline_threshold_ns=max(self.options.inline_execution_us, 0) * 1000,
         )
+        if client is not None:
+            client.on_blocking_call = pool.keep_executions_on_threads
         section = _scheduling_section(config)
         spec = self.host.schedulers.get(section)
         if spec is None:
@@ -353,6 +361,7 @@ class ModelManager:
         context = SchedulerContext(
             model_name=config.name, model_version=version, config=config, pool=pool,
             clock_ns=time.monotonic_ns, emit=self._emit, options=self._scheduler_options,
+            models=client if client is not None else UnreachableModels(),
         )
         scheduler = spec.factory(context)
         loaded = LoadedVersion(
@@ -363,15 +372,18 @@ class ModelManager:
         self._emit(ModelLoaded(config.name, str(version), time.monotonic() - started))
         return loaded
 
-    def _create_instances(self, prepared: PreparedModel, version: int) -> list[ModelInstance]:
-        """Create every instance of every instance group (on this worker thread), then warm each up."""
+    def _create_instances(
+        self, prepared: PreparedModel, version: int, client: ScopedModelClient | None = None
+    ) -> list[ModelInstance]:
+        """Create every instance of every instance group (on this worker thread), then warm each up.
+        ``client`` is the model's way to other models (:attr:`tritium.abc.ModelSource.models`)."""
         config = prepared.config
         if prepared.backend_name == "ensemble":
             raise TritiumError.unsupported("ensemble models need an ensemble scheduler plugin")
         backend = self.backend(prepared.backend_name)
         source = model_source(
             prepared.directory, config, version, self.host.backends[prepared.backend_name],
-            backend_options_for(self.options, prepared.backend_name),
+            backend_options_for(self.options, prepared.backend_name), models=client,
         )
         instances: list[ModelInstance] = []
         try:

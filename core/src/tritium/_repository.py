@@ -19,7 +19,7 @@ import attrs
 from tritium._errors import ConfigError, TritiumError
 from tritium._options import ServerOptions
 from tritium._specs import BackendSpec
-from tritium.abc import Backend, ModelSource
+from tritium.abc import Backend, ModelClient, ModelSource
 
 if TYPE_CHECKING:
     from tritium._plugins import PluginHost
@@ -211,9 +211,10 @@ def _backend_by_triton_rules(config: ModelConfig, model_dir: Path, host: PluginH
 
 def model_source(
     directory: ModelDirectory, config: ModelConfig, version: int, spec: BackendSpec | None,
-    backend_options: Mapping[str, str],
+    backend_options: Mapping[str, str], models: ModelClient | None = None,
 ) -> ModelSource:
-    """Where version ``version`` of a model lives, for its backend."""
+    """Where version ``version`` of a model lives, for its backend (``models``: its client to other models,
+    None for auto-complete probes)."""
     filename = config.default_model_filename or (spec.default_model_filename if spec else "")
     vdir = directory.path / str(version)
     return ModelSource(
@@ -223,6 +224,7 @@ def model_source(
         version_dir=vdir,
         model_file=vdir / filename if filename else vdir,
         backend_options=dict(backend_options),
+        models=models,
     )
 
 

@@ -53,7 +53,8 @@ class InferenceRequest:
     ``inputs`` maps input name to tensor, in the order the client sent them. An empty ``requested_outputs``
     means every output. ``timeout_us`` 0 means no timeout; ``priority`` 0 means the model's default.
     ``sequence_id`` 0 or "" means no sequence. ``parameters`` are the custom (non-reserved) parameters a
-    backend may read.
+    backend may read. ``call_chain`` names the models whose executions submitted this request through a
+    :class:`tritium.abc.ModelClient`, outermost first (empty for a client's request); the kernel fills it.
     """
 
     model_name: str
@@ -70,6 +71,7 @@ class InferenceRequest:
     # Filled by the data plane while the request is processed.
     batch_size: int = 0
     arrival_ns: int = 0
+    call_chain: tuple[str, ...] = ()
 
 
 @attrs.define(slots=True, kw_only=True)

@@ -8,7 +8,7 @@ of one of these objects.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,17 +18,57 @@ import numpy as np
 from tritium._tensors import InferenceRequest, InferenceResponse
 
 if TYPE_CHECKING:
+    from tritium._errors import TritiumError
     from tritium._events import Event
     from tritium._instances import InstancePool
     from tritium.config import ModelConfig
 
 
+class ModelClient(abc.ABC):
+    """Submits inference requests to models this server has loaded (ensembles, BLS).
+
+    A client is scoped to the model that holds it (:attr:`SchedulerContext.models`, :attr:`ModelSource.models`):
+    requests it submits go through the same validation, scheduling and statistics as client requests, and carry
+    the chain of models that submitted them. A request to a model already in its own chain (a cycle, which would
+    wait on itself), or one nested deeper than the server's limit, fails with INVALID_ARG instead of
+    deadlocking. Errors of the called model are raised as :class:`tritium.TritiumError`.
+    """
+
+    @abc.abstractmethod
+    async def infer(self, request: InferenceRequest) -> InferenceResponse:
+        """Run ``request`` and return its response; call on the event loop (e.g. from a scheduler). A
+        decoupled model is refused with UNSUPPORTED: use :meth:`infer_stream`."""
+
+    @abc.abstractmethod
+    def infer_stream(self, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:
+        """The responses of ``request``, on the event loop: one for a regular model, 0..N for a decoupled
+        one (the last has ``final=True`` when the model sends data with its final flag)."""
+
+    @abc.abstractmethod
+    def infer_blocking(self, request: InferenceRequest, timeout_s: float | None = None) -> InferenceResponse:
+        """:meth:`infer` from a thread that is not the event loop's (e.g. inside :meth:`ModelInstance.execute`),
+        waiting at most ``timeout_s`` seconds (None: no limit; then UNAVAILABLE and the request is cancelled).
+        Called on the event loop thread it raises INTERNAL instead of blocking the loop forever."""
+
+    @abc.abstractmethod
+    def infer_stream_blocking(
+        self, request: InferenceRequest, timeout_s: float | None = None
+    ) -> Iterator[InferenceResponse]:
+        """:meth:`infer_stream` from a thread that is not the event loop's. ``timeout_s`` bounds the whole
+        stream; closing the iterator early cancels the request."""
+
+    def is_ready(self, model_name: str, model_version: str = "") -> bool:
+        """Whether that model (version ``""``: any version) is loaded and ready. Never raises."""
+        return False
+
+
 @attrs.define(frozen=True, slots=True)
 class ModelSource:
-    """Where a model version lives: what a backend needs to auto-complete a configuration.
+    """Where a model version lives: what a backend needs to auto-complete a configuration and create instances.
 
     ``model_file`` is the version directory's default model file (it may not exist for auto-complete probes
-    on a model without a version folder yet).
+    on a model without a version folder yet). ``models`` submits requests to other loaded models from the
+    model's instances (BLS); it is None in auto-complete probes, where nothing is loaded yet.
     """
 
     name: str
@@ -37,6 +77,7 @@ class ModelSource:
     version_dir: Path
     model_file: Path
     backend_options: Mapping[str, str] = attrs.field(factory=dict)
+    models: ModelClient | None = None
 
 
 @attrs.define(frozen=True, slots=True)
@@ -116,10 +157,12 @@ class Backend(abc.ABC):
 
 @attrs.define(frozen=True, slots=True)
 class SchedulerContext:
-    """What a scheduler gets: the model's normalized config, its instance pool, and a clock.
+    """What a scheduler gets: the model's normalized config, its instance pool, a clock, and the other models.
 
     ``pool`` executes batches on free instances and records statistics; ``clock_ns`` is monotonic
-    nanoseconds (replaceable in tests); ``emit`` sends metrics events (queue size changes).
+    nanoseconds (replaceable in tests); ``emit`` sends metrics events (queue size changes); ``models``
+    submits requests to other loaded models (ensembles), scoped to this model (the default answers
+    UNAVAILABLE: no models are reachable outside a server).
     """
 
     model_name: str
@@ -129,6 +172,7 @@ class SchedulerContext:
     clock_ns: Callable[[], int]
     emit: Callable[[Event], None]
     options: Mapping[str, Any] = attrs.field(factory=dict)
+    models: ModelClient = attrs.field(factory=lambda: _unreachable_models())
 
 
 class Scheduler(abc.ABC):
@@ -145,6 +189,13 @@ class Scheduler(abc.ABC):
     def pending_count(self) -> int:
         """Requests queued and not yet handed to an instance (``nv_inference_pending_request_count``)."""
         return 0
+
+    def abort_pending(self, error: TritiumError) -> None:  # noqa: B027 - optional hook
+        """Answer every request this scheduler holds that has not started executing with ``error``, and
+        refuse new ones: the server's exit timeout passed during shutdown. Executions in progress go on.
+
+        Requests waiting for an instance of the pool are refused by the pool itself; a scheduler that keeps
+        its own queue overrides this to empty it. Must not block."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Stop accepting and finish what is queued; called before the model version unloads."""
@@ -179,3 +230,9 @@ class MetricsSink(abc.ABC):
 
     async def stop(self) -> None:  # noqa: B027 - optional hook
         """Stop serving."""
+
+
+def _unreachable_models() -> ModelClient:
+    from tritium._model_client import UnreachableModels
+
+    return UnreachableModels()
