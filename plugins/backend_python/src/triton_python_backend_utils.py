@@ -221,7 +221,7 @@ class Tensor:
 
     def __init__(self, name: str, numpy_array: Any, triton_dtype: int | None = None) -> None:
         array = numpy_array if isinstance(numpy_array, np.ndarray) else np.asarray(numpy_array)
-        if array.dtype.kind == "U" or array.dtype.kind == "V":
+        if array.dtype.kind == "U" or (array.dtype.kind == "V" and _wire_of_numpy(array.dtype) is None):
             raise TritonModelException(
                 "Tensor dtype used for numpy_array is not supported by Python backend. "
                 "Please use np.object_ instead."

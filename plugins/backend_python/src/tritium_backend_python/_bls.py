@@ -93,8 +93,7 @@ class BlsBridge:
     def ready(self, model_name: str, model_version: str) -> bool:
         if self.models is None:
             return False
-        version = int(model_version) if model_version.strip() else -1
         try:
-            return bool(self.models.is_ready(model_name, version))
+            return bool(self.models.is_ready(model_name, model_version.strip()))
         except BaseException:
             return False
