@@ -1,0 +1,261 @@
+"""The ``tensorrt`` backend: TensorRT 10 engines (``model.plan``) on NVIDIA GPUs, as Triton serves them.
+
+TensorRT and the CUDA binding are imported when the first model loads (``default_loader``). Tests hand the
+backend a ``loader`` returning a test double of the same API surface instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tritium import Backend, ConfigError, DataType, InstancePlacement, ModelInstance, ModelSource, TritiumError
+from tritium_backend_tensorrt._autocomplete import complete_config
+from tritium_backend_tensorrt._availability import availability as default_availability
+from tritium_backend_tensorrt._cuda import DeviceApi
+from tritium_backend_tensorrt._engine import EngineInfo
+from tritium_backend_tensorrt._instance import TensorRTInstance
+from tritium_backend_tensorrt._profiles import instance_profiles
+from tritium_backend_tensorrt._settings import BackendSettings, ModelSettings
+
+if TYPE_CHECKING:
+    from tritium.config import ModelConfig
+
+_log = logging.getLogger("tritium.backend.tensorrt")
+
+BACKEND_NAME = "tensorrt"
+PLATFORM = "tensorrt_plan"
+MODEL_FILENAME = "model.plan"
+_KIND_CPU = 2
+
+Loader = Callable[[], tuple[Any, DeviceApi]]
+
+
+def default_loader() -> tuple[Any, DeviceApi]:
+    """Import TensorRT (10 or newer) and the CUDA runtime binding."""
+    reason = default_availability()
+    if reason is not None:
+        raise TritiumError.unavailable(f"backend '{BACKEND_NAME}' is unavailable: {reason}")
+    import tensorrt
+
+    major = int(str(tensorrt.__version__).split(".", 1)[0])
+    if major < 10:
+        raise TritiumError.unavailable(
+            f"the tensorrt backend needs TensorRT 10 or newer (named I/O tensors); found {tensorrt.__version__}"
+        )
+    from tritium_backend_tensorrt._cuda import CudaRuntime
+
+    return tensorrt, CudaRuntime()
+
+
+def _make_logger(trt: Any) -> Any:
+    """A TensorRT logger forwarding to Python logging and remembering the last error (for load errors)."""
+
+    class _Logger(trt.ILogger):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+            self.last_error = ""
+
+        def log(self, severity: Any, msg: str) -> None:
+            name = getattr(severity, "name", str(severity))
+            if name in ("INTERNAL_ERROR", "ERROR"):
+                self.last_error = msg
+                _log.error("TensorRT: %s", msg)
+            elif name == "WARNING":
+                _log.warning("TensorRT: %s", msg)
+            else:
+                _log.debug("TensorRT: %s", msg)
+
+    return _Logger()
+
+
+class _Runtime:
+    """TensorRT's module, logger and ``Runtime``, and the CUDA binding: created once per backend."""
+
+    def __init__(self, trt: Any, device: DeviceApi, settings: BackendSettings) -> None:
+        self.trt = trt
+        self.device = device
+        self.logger = _make_logger(trt)
+        for library in settings.plugins:
+            try:
+                ctypes.CDLL(library)
+            except OSError as exc:
+                raise TritiumError.invalid_arg(f"unable to load TensorRT plugin library '{library}': {exc}") from None
+        trt.init_libnvinfer_plugins(self.logger, "")
+        self.runtime = trt.Runtime(self.logger)
+        if settings.version_compatible:
+            self.runtime.engine_host_code_allowed = True
+        self.lock = threading.Lock()
+
+    def deserialize(self, path: Path, device_id: int) -> Any:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise TritiumError.internal(f"unable to read TensorRT plan '{path}': {exc.strerror}") from None
+        with self.lock:
+            self.device.set_device(device_id)
+            self.logger.last_error = ""
+            engine = self.runtime.deserialize_cuda_engine(data)
+        if engine is None:
+            detail = self.logger.last_error or "not a TensorRT engine, or built by another TensorRT version"
+            raise TritiumError.internal(f"unable to create TensorRT engine from '{path}': {detail}")
+        return engine
+
+
+def _plan_file(source: ModelSource, config: ModelConfig, device: DeviceApi, device_id: int) -> Path:
+    """The version's plan file: ``cc_model_filenames`` for the GPU's compute capability, else the default."""
+    if len(config.cc_model_filenames):
+        capability = device.compute_capability(device_id)
+        if capability in config.cc_model_filenames:
+            return source.version_dir / config.cc_model_filenames[capability]
+    return source.model_file
+
+
+def _dims_text(dims: Any) -> str:
+    return "[" + ",".join(str(int(d)) for d in dims) + "]"
+
+
+def check_config(config: ModelConfig, info: EngineInfo) -> None:
+    """The model config and the engine agree (auto-complete may have been off); ConfigError otherwise.
+    Also refuses what this backend does not serve: shape tensors, non-linear formats, unmapped types."""
+    name = config.name
+    for tensor in info.tensors:
+        if tensor.is_shape_tensor:
+            raise ConfigError(
+                f"unable to load model '{name}': '{tensor.name}' is a shape tensor; engines with shape tensors "
+                "are not supported by Tritium's tensorrt backend"
+            )
+        if not tensor.linear_format:
+            raise ConfigError(
+                f"unable to load model '{name}': '{tensor.name}' uses a non-linear I/O format, which Tritium's "
+                "tensorrt backend does not support"
+            )
+        if tensor.datatype is None:
+            raise ConfigError(
+                f"unable to load model '{name}': tensor '{tensor.name}' has TensorRT type {tensor.trt_type}, "
+                "which has no Triton datatype"
+            )
+    batching = config.max_batch_size > 0
+    for kind, configured, engine_tensors in (
+        ("input", config.input, info.inputs),
+        ("output", config.output, info.outputs),
+    ):
+        by_name = {t.name: t for t in engine_tensors}
+        for tensor in configured:
+            ref = by_name.get(tensor.name)
+            if ref is None:
+                raise ConfigError(
+                    f"unable to load model '{name}': unexpected inference {kind} '{tensor.name}', allowed "
+                    f"{kind}s are: {', '.join(by_name)}"
+                )
+            assert ref.datatype is not None
+            if tensor.data_type != ref.datatype.config_enum:
+                configured_type = DataType.from_config_enum(tensor.data_type) if tensor.data_type else None
+                raise ConfigError(
+                    f"unable to load model '{name}', binding '{tensor.name}' data-type "
+                    f"{ref.datatype.value} doesn't match configuration data-type "
+                    f"{configured_type.value if configured_type else 'TYPE_INVALID'}"
+                )
+            dims = list(tensor.reshape.shape) if tensor.HasField("reshape") else list(tensor.dims)
+            expected = list(ref.shape[1:] if batching else ref.shape)
+            if batching and not ref.shape:
+                raise ConfigError(
+                    f"unable to load model '{name}', binding '{tensor.name}' has no batch dimension but the "
+                    f"configuration sets max_batch_size {config.max_batch_size}"
+                )
+            if len(dims) != len(expected) or any(
+                c != e and c != -1 and e != -1 for c, e in zip(dims, expected, strict=True)
+            ):
+                raise ConfigError(
+                    f"unable to load model '{name}', binding '{tensor.name}' shape expected by framework "
+                    f"{_dims_text(ref.shape)} doesn't match model configuration shape {_dims_text(dims)}"
+                )
+        configured_names = {t.name for t in configured}
+        if kind == "input":
+            for ref in engine_tensors:
+                if ref.name not in configured_names:
+                    raise ConfigError(
+                        f"unable to load model '{name}': engine input '{ref.name}' is missing from the model "
+                        "configuration"
+                    )
+
+
+class TensorRTBackend(Backend):
+    """Serves ``tensorrt_plan`` models: GPU instances only, as in Triton."""
+
+    def __init__(
+        self,
+        options: Mapping[str, str],
+        *,
+        loader: Loader | None = None,
+        availability_check: Callable[[], str | None] | None = None,
+    ) -> None:
+        self.settings = BackendSettings.from_options(options)
+        self._loader = loader or default_loader
+        self._availability = availability_check or default_availability
+        self._runtime: _Runtime | None = None
+        self._lock = threading.Lock()
+
+    def availability(self) -> str | None:
+        return self._availability()
+
+    def _load_runtime(self) -> _Runtime:
+        with self._lock:
+            if self._runtime is None:
+                trt, device = self._loader()
+                self._runtime = _Runtime(trt, device, self.settings)
+            return self._runtime
+
+    def auto_complete_config(self, source: ModelSource, config: ModelConfig) -> ModelConfig:
+        groups = list(config.instance_group)
+        if groups and groups[0].kind == _KIND_CPU:
+            return config  # Triton completes only models placed on a GPU; loading will refuse this one
+        runtime = self._load_runtime()
+        device_id = int(groups[0].gpus[0]) if groups and len(groups[0].gpus) else 0
+        path = _plan_file(source, config, runtime.device, device_id)
+        if not path.is_file():
+            return config
+        engine = runtime.deserialize(path, device_id)
+        try:
+            return complete_config(config, EngineInfo.read(engine))
+        finally:
+            del engine
+
+    def create_instance(
+        self, source: ModelSource, config: ModelConfig, placement: InstancePlacement
+    ) -> ModelInstance:
+        if placement.kind != "GPU":
+            raise TritiumError.invalid_arg(
+                f"unable to load model '{config.name}', TensorRT backend supports only GPU device "
+                f"(instance group '{placement.group_name}' is placed on the {placement.kind})"
+            )
+        settings = ModelSettings.from_config(config)
+        runtime = self._load_runtime()
+        path = _plan_file(source, config, runtime.device, placement.device_id)
+        engine = runtime.deserialize(path, placement.device_id)
+        info = EngineInfo.read(engine)
+        check_config(config, info)
+        profiles = instance_profiles(config, placement.group_name, len(info.profiles))
+        if config.max_batch_size > 0:
+            allowed = info.max_batch_size(profiles)
+            if config.max_batch_size > allowed:
+                raise ConfigError(
+                    f"unable to load model '{config.name}': configuration specified max-batch "
+                    f"{config.max_batch_size} but the optimization profiles {list(profiles)} of instance group "
+                    f"'{placement.group_name}' only support max-batch {allowed}"
+                )
+        return TensorRTInstance(
+            name=placement.name,
+            engine=engine,
+            info=info,
+            trt=runtime.trt,
+            device=runtime.device,
+            device_id=placement.device_id,
+            profiles=profiles,
+            settings=settings,
+            max_batch_size=int(config.max_batch_size),
+        )
