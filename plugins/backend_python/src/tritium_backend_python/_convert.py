@@ -21,7 +21,8 @@ _STATUS = {code.value: code for code in StatusCode}
 def wire_tensor(name: str, datatype: DataType, data: np.ndarray[Any, Any]) -> tuple[str, str, Any]:
     """``(name, wire datatype, array)``; BF16 travels as its uint16 bits."""
     if datatype is _BF16:
-        return name, "BF16", np.ascontiguousarray(data).view(np.uint16)
+        contiguous = data if data.flags.c_contiguous else data.copy()
+        return name, "BF16", contiguous.view(np.uint16)
     return name, datatype.value, data
 
 

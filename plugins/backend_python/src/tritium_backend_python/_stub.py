@@ -21,13 +21,12 @@ stub-side modules (never ``tritium``), because the model's environment may not h
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import os
-import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -99,14 +98,18 @@ class StubRuntime:
 
 
 def _die_with_parent(server_pid: int) -> None:
-    """Ask Linux to kill this process when the server dies (a server killed with SIGKILL leaves no stubs)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
+    """Exit when the server is gone, even while model code runs (a server killed with SIGKILL leaves no
+    stubs behind). Linux's PR_SET_PDEATHSIG would fire when the server *thread* that started this process
+    ends, which is not the server's end, so a daemon thread watches the parent instead."""
+
+    def watch() -> None:
+        while os.getppid() == server_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
     if os.getppid() != server_pid:
         os._exit(1)
+    threading.Thread(target=watch, name="tritium-stub-parent-watch", daemon=True).start()
 
 
 def serve(channel: Channel) -> None:
