@@ -40,11 +40,12 @@ def fill_model_defaults(config: ModelConfig) -> None:
             optimization.output_pinned_memory.enable = True
 
 
-def fill_instance_groups(config: ModelConfig, gpu_count: int) -> None:
+def fill_instance_groups(config: ModelConfig, gpu_count: int, *, auto_gpu: bool = True) -> None:
     """Instance groups (NormalizeInstanceGroup, without backend-preferred groups); not for ensembles.
 
     No group: one group named after the model. Per group: name ``<model>_<index>`` when unset; KIND_AUTO
-    becomes KIND_GPU when GPUs exist and every listed one exists, else KIND_CPU; a ``count`` below 1 becomes
+    becomes KIND_GPU when GPUs exist, every listed one exists and ``auto_gpu`` (the backend can run on a GPU
+    here), else KIND_CPU; a ``count`` below 1 becomes
     1 (2 for KIND_CPU groups of the onnxruntime and tensorflow backends); KIND_GPU without ``gpus`` gets
     every GPU.
     """
@@ -57,7 +58,7 @@ def fill_instance_groups(config: ModelConfig, gpu_count: int) -> None:
         if not group.name:
             group.name = f"{config.name}_{index}"
         if group.kind == ModelInstanceGroup.KIND_AUTO:
-            on_gpu = len(gpus) > 0 and all(g in gpus for g in group.gpus)
+            on_gpu = auto_gpu and len(gpus) > 0 and all(g in gpus for g in group.gpus)
             group.kind = ModelInstanceGroup.KIND_GPU if on_gpu else ModelInstanceGroup.KIND_CPU
         if group.count < 1:
             group.count = default_instance_count(group.kind, config.backend)

@@ -9,6 +9,7 @@ numeric version folders holding the model file.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from tritium.config import ModelConfig
 
 ENSEMBLE_PLATFORM = "ensemble"
+
+_log = logging.getLogger("tritium.repository")
 
 
 @attrs.define(frozen=True, slots=True)
@@ -209,6 +212,13 @@ def _backend_by_triton_rules(config: ModelConfig, model_dir: Path, host: PluginH
     return spec
 
 
+def _has_auto_kind(config: ModelConfig) -> bool:
+    """Whether an instance group leaves its kind to the server (none given, or KIND_AUTO)."""
+    if config.HasField("ensemble_scheduling"):
+        return False
+    return not config.instance_group or any(group.kind == 0 for group in config.instance_group)
+
+
 def model_source(
     directory: ModelDirectory, config: ModelConfig, version: int, spec: BackendSpec | None,
     backend_options: Mapping[str, str], models: ModelClient | None = None,
@@ -280,9 +290,17 @@ def prepare_model(
             raise
         except Exception as exc:
             raise ConfigError(f"{source}: auto-complete by backend '{spec.name}' failed: {exc}") from exc
+    auto_gpu = (
+        gpu_count > 0 and spec is not None and backend_for is not None and backend_for(spec.name).supports_gpu()
+    )
+    if gpu_count > 0 and not auto_gpu and _has_auto_kind(config):
+        _log.info(
+            "model '%s': instance groups without a kind run on the CPU: backend '%s' cannot use a GPU here",
+            directory.name, backend_name,
+        )
     config = cfg.normalize_model_config(
         config, model_name=directory.name, source=source, gpu_count=gpu_count,
-        allow_soft_placement=options.allow_soft_placement,
+        allow_soft_placement=options.allow_soft_placement, auto_gpu=auto_gpu,
     )
     versions = choose_versions(config, available, source)
     return PreparedModel(

@@ -142,6 +142,14 @@ class Backend(abc.ABC):
         eagerly at plugin-import time; checking ``importlib.util.find_spec`` is enough."""
         return None
 
+    def supports_gpu(self) -> bool:
+        """Whether this backend can run instances on a GPU of this machine (e.g. its framework was built with
+        CUDA). Instance groups that name no kind (``KIND_AUTO``) are placed on a GPU only when this is True;
+        explicit ``KIND_GPU`` groups keep Triton's rules. The default, False, keeps every unspecified group on
+        the CPU: override it in backends that can use a GPU. Called at model load, so it may import the
+        framework."""
+        return False
+
     def auto_complete_config(self, source: ModelSource, config: ModelConfig) -> ModelConfig:
         """Fill what ``config`` leaves out (inputs, outputs, max_batch_size, dynamic_batching) from the
         model file, never overriding what is set; raise :class:`tritium.ConfigError` when the config

@@ -123,6 +123,7 @@ def normalize_model_config(
     source: str,
     gpu_count: int = 0,
     allow_soft_placement: bool = False,
+    auto_gpu: bool = True,
 ) -> ModelConfig:
     """A new, validated config with Triton's defaults filled in (``config`` is left unchanged).
 
@@ -131,7 +132,8 @@ def normalize_model_config(
     what Triton checks, in Triton's order, raising :class:`ModelConfigError` that names ``source``, the field
     and the problem. ``gpu_count`` is the number of usable GPUs (ids 0..n-1). With
     ``allow_soft_placement`` KIND_GPU groups naming missing GPUs are kept for the server to place on CPU
-    instead of being rejected.
+    instead of being rejected. ``auto_gpu`` False keeps groups whose kind is not given (KIND_AUTO) on the CPU
+    even when GPUs exist (the model's backend cannot run on them); explicit KIND_GPU is unaffected.
     """
     result = _copy(config)
     try:
@@ -144,7 +146,7 @@ def normalize_model_config(
                 f"unexpected directory name '{model_name}' for model '{result.name}', directory name must "
                 "equal model name",
             )
-        fill_instance_groups(result, gpu_count)
+        fill_instance_groups(result, gpu_count, auto_gpu=auto_gpu)
         validate_instance_groups(result, gpu_count, allow_soft_placement=allow_soft_placement)
         validate_io(result)
     except Problem as problem:

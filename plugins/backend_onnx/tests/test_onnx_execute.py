@@ -250,3 +250,11 @@ def test_execute_releases_the_gil(onnx_graphs, model_writer, load, config_from):
 def test_ort_version_is_recent_enough():
     major, minor = (int(p) for p in ort.__version__.split(".")[:2])
     assert (major, minor) >= (1, 18)
+
+
+def test_gpu_support_follows_the_installed_onnx_runtime_build():
+    """Groups without a kind go to a GPU only with ONNX Runtime's CUDA provider (the CPU build keeps them on
+    the CPU, so a GPU machine with the CPU build still loads every model)."""
+    from tritium_backend_onnx._backend import OnnxBackend
+
+    assert OnnxBackend().supports_gpu() is ("CUDAExecutionProvider" in ort.get_available_providers())

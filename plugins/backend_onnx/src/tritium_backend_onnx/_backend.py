@@ -16,7 +16,7 @@ from tritium import Backend, ConfigError, InstancePlacement, ModelInstance, Mode
 from tritium_backend_onnx._autocomplete import DEFAULT_MAX_BATCH_SIZE, auto_complete, validate
 from tritium_backend_onnx._configutil import parse_int
 from tritium_backend_onnx._instance import OnnxInstance, runtime_error
-from tritium_backend_onnx._providers import CPU, select_providers
+from tritium_backend_onnx._providers import CPU, CUDA, select_providers
 from tritium_backend_onnx._session import SessionSettings
 from tritium_backend_onnx._signature import ModelSignature
 
@@ -46,6 +46,13 @@ class OnnxBackend(Backend):
     def availability(self) -> str | None:
         """None when onnxruntime (or onnxruntime-gpu) is importable, else how to install it."""
         return availability()
+
+    def supports_gpu(self) -> bool:
+        """True only with an ONNX Runtime build that has the CUDA execution provider: with the CPU build,
+        instance groups that name no kind stay on the CPU even on a machine with GPUs."""
+        import onnxruntime as ort
+
+        return CUDA in ort.get_available_providers()
 
     def auto_complete_config(self, source: ModelSource, config: ModelConfig) -> ModelConfig:
         """Fill inputs, outputs, max_batch_size and dynamic batching from the graph (Triton's rules)."""
