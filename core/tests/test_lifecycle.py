@@ -319,6 +319,8 @@ async def test_metadata_and_config(repo: Path, make_server: Any) -> None:
         server.service.model_metadata("nope")
     ext = server.service.server_metadata()["extensions"]
     assert "model_repository" in ext and "statistics" in ext
+    # Advertised only when they work: no request tracing, no dependents to unload.
+    assert "trace" not in ext and "model_repository(unload_dependents)" not in ext
 
 
 async def test_infer_nowait_answers_fast_models_on_the_spot(repo: Path, make_server: Any) -> None:

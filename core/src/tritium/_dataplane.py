@@ -25,12 +25,13 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("tritium.dataplane")
 
-# Triton's extension names, in the order its server metadata lists them.
+# Triton's extension names, in the order its server metadata lists them, less those Tritium does not do:
+# "model_repository(unload_dependents)" (no model depends on another yet: nothing to unload with it) and
+# "trace" (the trace settings are kept and answered, but no request is traced).
 _EXTENSION_ORDER = (
     "classification",
     "sequence",
     "model_repository",
-    "model_repository(unload_dependents)",
     "schedule_policy",
     "model_configuration",
     "system_shared_memory",
@@ -38,7 +39,6 @@ _EXTENSION_ORDER = (
     "binary_tensor_data",
     "parameters",
     "statistics",
-    "trace",
     "logging",
 )
 _EMPTY_FINAL_KEY = "triton_enable_empty_final_response"
