@@ -153,6 +153,7 @@ class IsolatedInstance(tritium.ModelInstance):
             message = (f"{self.spec.label}: the stub process exited unexpectedly while executing "
                        f"({stub.exit_description()}); it will be restarted")
             stub.kill()
+        _log.error("%s", message)
         self._stub = None
         self._restart()
         return _failed(message)
