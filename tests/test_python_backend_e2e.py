@@ -181,3 +181,66 @@ def test_bls_decoupled_iterates_a_stream(server: Any) -> None:
     assert result.as_numpy("SUM").tolist() == [15]
     assert result.as_numpy("COUNT").tolist() == [5]
     client.close()
+
+
+# ------------------------------------------------------------------------------------------------------
+# The Python models of the example repository (examples/python_models.py), as docs/examples.md shows them.
+# ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def examples_server(example_repository: Path, tritium_serve_factory: Any) -> Any:
+    models = ("image_classification_model", "image_preprocess", "token_stream", "classify_pipeline")
+    return tritium_serve_factory(
+        f"--model-repository={example_repository}", "--model-control-mode=explicit",
+        *(f"--load-model={name}" for name in models),
+    )
+
+
+def test_example_image_preprocess(examples_server: Any) -> None:
+    client = httpclient.InferenceServerClient(examples_server.http_url)
+    image = np.random.default_rng(0).integers(0, 256, size=(300, 400, 3), dtype=np.uint8)
+    value = httpclient.InferInput("IMAGE", list(image.shape), "UINT8")
+    value.set_data_from_numpy(image)
+    pixels = client.infer("image_preprocess", [value]).as_numpy("PIXELS")
+    assert pixels.shape == (3, 224, 224) and pixels.dtype == np.float32
+    expected = (image[0, 0, 0] / 255.0 - 0.485) / 0.229
+    assert pixels[0, 0, 0] == pytest.approx(expected, rel=1e-5)
+    client.close()
+
+
+def test_example_token_stream(examples_server: Any) -> None:
+    client = grpcclient.InferenceServerClient(examples_server.grpc_address)
+    responses: queue.Queue[Any] = queue.Queue()
+    client.start_stream(callback=lambda result, error: responses.put((result, error)))
+    text = grpcclient.InferInput("TEXT", [1], "BYTES")
+    text.set_data_from_numpy(np.array(["the quick brown fox".encode()], dtype=object))
+    client.async_stream_infer("token_stream", [text], enable_empty_final_response=True)
+    tokens = []
+    while True:
+        result, error = responses.get(timeout=30)
+        assert error is None, error
+        if result.get_response().outputs:
+            tokens.append((result.as_numpy("TOKEN")[0], int(result.as_numpy("INDEX")[0])))
+        if result.get_response().parameters["triton_final_response"].bool_param:
+            break
+    client.stop_stream()
+    client.close()
+    assert tokens == [(b"the", 0), (b"quick", 1), (b"brown", 2), (b"fox", 3)]
+
+
+def test_example_classify_pipeline_matches_calling_both_models(examples_server: Any) -> None:
+    client = httpclient.InferenceServerClient(examples_server.http_url)
+    image = np.random.default_rng(1).integers(0, 256, size=(64, 48, 3), dtype=np.uint8)
+    value = httpclient.InferInput("IMAGE", list(image.shape), "UINT8")
+    value.set_data_from_numpy(image)
+    result = client.infer("classify_pipeline", [value])
+    pixels = client.infer("image_preprocess", [value]).as_numpy("PIXELS")
+    batch = httpclient.InferInput("INPUT0", [1, 3, 224, 224], "FP32")
+    batch.set_data_from_numpy(pixels[None])
+    probabilities = client.infer("image_classification_model", [batch]).as_numpy("OUTPUT0")[0]
+    best = int(np.argmax(probabilities))
+    assert result.as_numpy("CLASS_ID").tolist() == [best]
+    assert result.as_numpy("LABEL").tolist() == [f"class_{best}".encode()]
+    assert result.as_numpy("PROBABILITY")[0] == pytest.approx(probabilities[best], rel=1e-5)
+    client.close()
