@@ -214,7 +214,7 @@ def test_example_token_stream(examples_server: Any) -> None:
     responses: queue.Queue[Any] = queue.Queue()
     client.start_stream(callback=lambda result, error: responses.put((result, error)))
     text = grpcclient.InferInput("TEXT", [1], "BYTES")
-    text.set_data_from_numpy(np.array(["the quick brown fox".encode()], dtype=object))
+    text.set_data_from_numpy(np.array([b"the quick brown fox"], dtype=object))
     client.async_stream_infer("token_stream", [text], enable_empty_final_response=True)
     tokens = []
     while True:
