@@ -248,3 +248,126 @@ def tls_certificate_factory() -> object:
 def tls_certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """:func:`write_tls_certificates` in a session temporary folder."""
     return write_tls_certificates(tmp_path_factory.mktemp("tls-certificates"))
+
+
+# ------------------------------------------------------------------------------------------------------
+# Container images (`make image-test`): podman, the test-only bases and the CPU image built from this tree.
+# ------------------------------------------------------------------------------------------------------
+
+IMAGE_TESTS_ENV = "TRITIUM_IMAGE_TESTS"
+TEST_PYTHON_BASE = "localhost/tritium-test/python:3.11"
+TEST_PROMETHEUS_IMAGE = "localhost/tritium-test/prometheus:bookworm"
+CPU_IMAGE = "localhost/tritium-test/tritium:cpu"
+
+
+class Podman:
+    """Runs ``podman`` with a containers.conf that works on the build machines (runc, explicit ulimits within
+    this host's hard limits), and removes every container it started (:meth:`cleanup`)."""
+
+    def __init__(self, conf_dir: Path) -> None:
+        import resource
+
+        nofile = min(resource.getrlimit(resource.RLIMIT_NOFILE)[1], 65536)
+        conf = conf_dir / "containers.conf"
+        conf.write_text(
+            "[containers]\n"
+            f'default_ulimits = ["nofile={nofile}:{nofile}", "nproc=32768:32768"]\n'
+            "[engine]\n"
+            'runtime = "runc"\n'
+        )
+        self.env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+        self.containers: list[str] = []
+
+    def __call__(
+        self, *args: str, check: bool = True, timeout: float = 120, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            ["podman", *args], env=self.env, capture_output=True, text=True, timeout=timeout, input=input,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"podman {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+        return result
+
+    def run_detached(self, *args: str) -> str:
+        """``podman run -d`` with a unique name; returns the name (removed by :meth:`cleanup`)."""
+        name = f"tritium-test-{os.getpid()}-{len(self.containers)}"
+        self.containers.append(name)
+        self("run", "-d", "--name", name, *args)
+        return name
+
+    def wait_healthy(self, name: str, url: str, timeout: float = 120.0, **kw: object) -> None:
+        """Poll ``url`` until it answers 200; the container's log on failure."""
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(url, timeout=2, **kw).status_code == 200:  # type: ignore[arg-type]
+                    return
+            except requests.RequestException:
+                pass
+            if self("inspect", "-f", "{{.State.Running}}", name, check=False).stdout.strip() != "true":
+                break
+            time.sleep(0.5)
+        raise AssertionError(f"{name} not ready at {url}:\n{self('logs', name, check=False).stderr[-4000:]}")
+
+    def cleanup(self) -> None:
+        for name in self.containers:
+            self("rm", "-f", "-t", "0", name, check=False, timeout=60)
+        self.containers.clear()
+
+
+def podman_unavailable() -> str | None:
+    """Why podman cannot run containers here (None when it can)."""
+    import shutil
+
+    if os.environ.get(IMAGE_TESTS_ENV) != "1":
+        return f"container image tests run with `make image-test` ({IMAGE_TESTS_ENV}=1)"
+    if shutil.which("podman") is None:
+        return "podman is not installed (make image-test installs it with apt-get when run as root)"
+    try:
+        info = subprocess.run(["podman", "info"], capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"podman cannot run here: {exc}"
+    if info.returncode != 0:
+        return f"podman cannot run here: {info.stderr.strip()[-500:]}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
+    """A :class:`Podman`; the test is skipped, with the reason, when podman cannot run containers here."""
+    reason = podman_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    runner = Podman(tmp_path_factory.mktemp("podman"))
+    try:
+        yield runner
+    finally:
+        runner.cleanup()
+
+
+@pytest.fixture(scope="session")
+def test_bases(podman: Podman) -> dict[str, str]:
+    """The test-only Debian, Python and Prometheus images (deploy/testing/build-test-bases.sh)."""
+    script = ROOT / "deploy" / "testing" / "build-test-bases.sh"
+    result = subprocess.run(
+        [str(script)], env={**podman.env, "PYTHON_BASE": TEST_PYTHON_BASE, "PROMETHEUS_IMAGE": TEST_PROMETHEUS_IMAGE},
+        capture_output=True, text=True, timeout=900, check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"building the test base images failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
+    return {"python": TEST_PYTHON_BASE, "prometheus": TEST_PROMETHEUS_IMAGE}
+
+
+@pytest.fixture(scope="session")
+def cpu_image(podman: Podman, test_bases: dict[str, str]) -> str:
+    """deploy/docker/Dockerfile built from this tree on the test Python base (layers cached between runs)."""
+    started = time.monotonic()
+    podman(
+        "build", "--format", "docker", "--layers", "-f", str(ROOT / "deploy" / "docker" / "Dockerfile"),
+        "--build-arg", f"BASE_IMAGE={test_bases['python']}", "-t", CPU_IMAGE, str(ROOT), timeout=1500,
+    )
+    print(f"built {CPU_IMAGE} in {time.monotonic() - started:.1f} s")
+    return CPU_IMAGE
