@@ -184,6 +184,26 @@ def check_config(config: ModelConfig, info: EngineInfo) -> None:
                     )
 
 
+def check_profile_shapes(config: ModelConfig, info: EngineInfo, profiles: tuple[int, ...]) -> None:
+    """Fixed dims of the config's inputs lie inside each profile's [min, max] (the batch dimension is free:
+    a profile allowing smaller batches than ``max_batch_size`` only refuses the larger ones at run time)."""
+    batching = config.max_batch_size > 0
+    for tensor in config.input:
+        dims = list(tensor.reshape.shape) if tensor.HasField("reshape") else list(tensor.dims)
+        full = [-1, *dims] if batching else dims
+        for profile in profiles:
+            allowed = info.profiles[profile].get(tensor.name)
+            if allowed is None or len(allowed.max) != len(full):
+                continue
+            for index, (low, dim, high) in enumerate(zip(allowed.min, full, allowed.max, strict=True)):
+                if dim != -1 and not low <= dim <= high:
+                    raise ConfigError(
+                        f"model configuration specified invalid shape for input '{tensor.name}' for model "
+                        f"{config.name}. Error details: model expected the shape of dimension {index} to be "
+                        f"between {low} and {high} but received {dim} (optimization profile {profile})"
+                    )
+
+
 class TensorRTBackend(Backend):
     """Serves ``tensorrt_plan`` models: GPU instances only, as in Triton."""
 
@@ -240,14 +260,7 @@ class TensorRTBackend(Backend):
         info = EngineInfo.read(engine)
         check_config(config, info)
         profiles = instance_profiles(config, placement.group_name, len(info.profiles))
-        if config.max_batch_size > 0:
-            allowed = info.max_batch_size(profiles)
-            if config.max_batch_size > allowed:
-                raise ConfigError(
-                    f"unable to load model '{config.name}': configuration specified max-batch "
-                    f"{config.max_batch_size} but the optimization profiles {list(profiles)} of instance group "
-                    f"'{placement.group_name}' only support max-batch {allowed}"
-                )
+        check_profile_shapes(config, info, profiles)
         return TensorRTInstance(
             name=placement.name,
             engine=engine,

@@ -1,0 +1,52 @@
+"""The kernel's backend conformance suite run on the TensorRT backend over the TensorRT test double.
+
+The kit places instances on the CPU (``tritium.testing.fakes.placement``); TensorRT serves GPU instances
+only, so this module hands the kit GPU placements instead (see the autouse fixture).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import tritium.testing.backend as kit_backend
+from tritium import InstancePlacement
+from tritium.testing import BackendConformance
+
+
+def _gpu_placement(config, index=0):
+    return InstancePlacement(f"{config.name}_{index}", "GPU", 0, f"{config.name}_0", index)
+
+
+class TestTensorRTBackendConformance(BackendConformance):
+    @pytest.fixture(autouse=True)
+    def _gpu_placements(self, monkeypatch):
+        monkeypatch.setattr(kit_backend, "placement", _gpu_placement)
+
+    @pytest.fixture
+    def backend(self, kit):
+        backend, _, _ = kit.make_backend()
+        return backend
+
+    @pytest.fixture(params=["add_sub_int32", "identity_fp16_dynamic", "nobatch", "bf16", "bool", "graphs"])
+    def model_source_and_config(self, request, kit, tmp_path):
+        kind = request.param
+        text = ""
+        if kind == "add_sub_int32":
+            spec = kit.add_sub_spec("INT32", width=16)
+        elif kind == "identity_fp16_dynamic":
+            spec = kit.identity_spec("HALF")
+            text = 'input [ { name: "INPUT0" dims: [ 6 ] } ]'
+        elif kind == "nobatch":
+            spec = kit.add_sub_spec(batch=False)
+            text = 'max_batch_size: 0 input [ { name: "INPUT0" dims: [2, 4] }, { name: "INPUT1" dims: [2, 4] } ]'
+        elif kind == "bf16":
+            spec = kit.identity_spec("BF16", shape=[-1, 3], profiles=[{"INPUT0": [[1, 3], [2, 3], [8, 3]]}])
+        elif kind == "bool":
+            spec = kit.identity_spec("BOOL", shape=[-1, 5], profiles=[{"INPUT0": [[1, 5], [2, 5], [8, 5]]}])
+        else:
+            spec = kit.add_sub_spec("FLOAT")
+            text = "optimization { cuda { graphs: true } }"
+        source = kit.write_plan(tmp_path, kind, spec)
+        config = kit.parse_config(text)
+        config.backend, config.platform = "tensorrt", "tensorrt_plan"
+        return source, config
