@@ -52,6 +52,54 @@ def test_sigterm_finishes_requests_in_flight_and_exits_zero(tmp_path: Path, trit
     assert "signal received" in server.log()
 
 
+@pytest.mark.parametrize("dynamic_batching", [False, True], ids=["default-scheduler", "dynamic-batcher"])
+def test_sigterm_past_the_exit_timeout_answers_every_request_and_exits_in_time(
+    tmp_path: Path, tritium_serve_factory, dynamic_batching: bool
+) -> None:
+    """32 requests queue behind a 500 ms model; SIGTERM with --exit-timeout-secs=2: those that ran got their
+    answer, the others a 503 naming the exit timeout, none is lost, and the process is gone within the timeout
+    plus the shutdown margin (1 s) plus process teardown."""
+    write_identity_model(
+        tmp_path, "slow", execute_delay_ms=500, dynamic_batching=dynamic_batching, max_batch_size=1
+    )
+    server = tritium_serve_factory(
+        f"--model-repository={tmp_path}", "--exit-timeout-secs=2", extra_plugins=FAKES
+    )
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def one(value: float) -> None:
+        client = httpclient.InferenceServerClient(server.http_url, network_timeout=30)
+        try:
+            assert infer(client, "slow", value).tolist() == [[value]]
+            outcome = "ok"
+        except InferenceServerException as exc:
+            outcome = "timeout-error" if "exit timeout passed" in str(exc) else f"other: {exc}"
+        except BaseException as exc:
+            outcome = f"lost: {exc!r}"
+        finally:
+            client.close()
+        with lock:
+            outcomes.append(outcome)
+
+    workers = [threading.Thread(target=one, args=(float(i),)) for i in range(32)]
+    for worker in workers:
+        worker.start()
+    time.sleep(1.0)  # one executing, the rest queued
+    sent = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(30) == 0
+    exited = time.monotonic() - sent
+    for worker in workers:
+        worker.join(30)
+    assert len(outcomes) == 32
+    assert [o for o in outcomes if o not in ("ok", "timeout-error")] == []
+    assert 3 <= outcomes.count("ok") <= 10  # those that could run in 1 s + 2 s on one instance
+    assert outcomes.count("timeout-error") >= 20
+    assert exited < 2 + 1 + 2.5, f"exited {exited:.1f}s after SIGTERM"
+    assert "exit timeout" in server.log()
+
+
 def test_reload_under_http_load_fails_no_request(tmp_path: Path, tritium_serve_factory) -> None:
     write_identity_model(tmp_path, "m", execute_delay_ms=5, instance_count=2)
     server = tritium_serve_factory(

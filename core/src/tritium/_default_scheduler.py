@@ -50,6 +50,9 @@ class DefaultScheduler(Scheduler):
             except asyncio.CancelledError:
                 pool.reject(request, TritiumError.cancelled())
                 raise
+            except TritiumError as exc:  # refused: the server's exit timeout passed
+                pool.reject(request, exc)
+                raise
             finally:
                 self._queue_changed(-1)
         try:

@@ -120,6 +120,7 @@ class InstancePool:
         self._instances = list(instances)
         self._free: deque[InstanceLease] = deque(InstanceLease(i, index) for index, i in enumerate(self._instances))
         self._waiters: deque[asyncio.Future[InstanceLease]] = deque()
+        self._refusal: TritiumError | None = None
         self._threads = [
             InstanceThread(f"tritium-{model_name}-{model_version}_{index}") for index in range(len(self._instances))
         ]
@@ -194,7 +195,10 @@ class InstancePool:
         return self._busy
 
     async def acquire(self) -> InstanceLease:
-        """Wait (first come, first served) until an instance is free and lease it."""
+        """Wait (first come, first served) until an instance is free and lease it; raises the error of
+        :meth:`refuse_waiting` once that was called."""
+        if self._refusal is not None:
+            raise self._refusal
         if self._free and not self._waiters:
             return self._free.popleft()
         waiter: asyncio.Future[InstanceLease] = asyncio.get_running_loop().create_future()
@@ -213,7 +217,7 @@ class InstancePool:
 
     def try_acquire(self) -> InstanceLease | None:
         """Lease a free instance if there is one (and nobody waits for one), without waiting."""
-        if self._free and not self._waiters:
+        if self._free and not self._waiters and self._refusal is None:
             return self._free.popleft()
         return None
 
@@ -235,6 +239,16 @@ class InstancePool:
                 waiter.set_result(lease)
                 return
         self._free.append(lease)
+
+    def refuse_waiting(self, error: TritiumError) -> None:
+        """Fail every caller waiting for an instance, and every later one, with ``error``: the server's exit
+        timeout passed, so what has not started executing never will. Executions in progress go on."""
+        self._refusal = error
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(error)
 
     # ----------------------------------------------------------------------------------- execution
     async def execute(self, lease: InstanceLease, requests: Sequence[InferenceRequest]) -> list[Result]:
@@ -646,6 +660,16 @@ class InstancePool:
         """Close every instance and stop the worker threads (after executions in progress end)."""
         for thread in self._threads:
             thread.close(wait=True)
+        self._close_instances()
+
+    def abandon(self) -> None:
+        """Stop the worker threads without waiting for executions in progress, leaving their instances
+        open (closing a model under a running execution is unsafe): shutdown past the exit timeout, when
+        the process is about to exit anyway."""
+        for thread in self._threads:
+            thread.close(wait=False)
+
+    def _close_instances(self) -> None:
         for instance in self._instances:
             try:
                 instance.close()

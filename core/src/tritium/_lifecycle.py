@@ -474,15 +474,46 @@ class ModelManager:
         await loaded.scheduler.close()
         await asyncio.to_thread(loaded.pool.close)
 
-    async def unload_all(self) -> None:
-        """Unload every model (shutdown)."""
-        await asyncio.gather(
-            *(self.unload(r.name, explicit=False) for r in self.records() if r.serving),
-            return_exceptions=True,
-        )
+    def abort_pending(self, error: TritiumError) -> None:
+        """Answer every request that has not started executing with ``error`` (shutdown past the exit
+        timeout); executions in progress go on."""
+        for record in self._records.values():
+            for loaded in record.serving.values():
+                try:
+                    loaded.scheduler.abort_pending(error)
+                except Exception:
+                    _log.exception("aborting the queue of model '%s' failed", record.name)
+                loaded.pool.refuse_waiting(error)
+
+    async def unload_all(self, timeout: float | None = None) -> bool:
+        """Unload every model (shutdown). With ``timeout``, models still executing when it passes are left
+        as they are (their threads abandoned, the process is about to exit); False then."""
+        loaded_versions = [(r.name, loaded) for r in self.records() for loaded in r.serving.values()]
+        unloads = [
+            asyncio.ensure_future(self.unload(r.name, explicit=False)) for r in self.records() if r.serving
+        ]
+        clean = True
+        if unloads:
+            done, pending = await asyncio.wait(unloads, timeout=timeout)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    _log.warning("unloading a model failed: %r", task.exception())
+            if pending:
+                clean = False
+                for task in pending:
+                    task.cancel()
+                for name, loaded in loaded_versions:
+                    if loaded.in_flight:
+                        _log.warning(
+                            "model '%s' version %d still executing at the exit timeout: not waiting for it",
+                            name,
+                            loaded.version,
+                        )
+                        loaded.pool.abandon()
         for record in self._records.values():
             if record.temp_dir:
                 shutil.rmtree(record.temp_dir, ignore_errors=True)
+        return clean
 
     # ------------------------------------------------------------------------------------- polling
     def start_polling(self) -> None:

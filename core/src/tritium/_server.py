@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tritium._dataplane import DataPlane
+from tritium._errors import TritiumError
 from tritium._events import EventBus
 from tritium._lifecycle import ModelManager
 from tritium._options import ServerOptions
@@ -31,6 +32,10 @@ from tritium.abc import Frontend, MetricsSink
 _log = logging.getLogger("tritium.server")
 
 TRITON_COMPAT_VERSION = "2.73.0"
+SHUTDOWN_MARGIN_SECS = 1.0
+"""After the exit timeout: how long answers to aborted requests and the models' unloading may take before
+the shutdown stops waiting (executions still running then are abandoned: the process exits)."""
+EXIT_TIMEOUT_MESSAGE = "Server is stopping: the exit timeout passed before the request was executed"
 
 
 class StartupError(Exception):
@@ -171,29 +176,43 @@ class Server:
         return await self._shutdown(self.options.exit_timeout_secs if timeout is None else timeout)
 
     async def _shutdown(self, timeout: float) -> bool:
+        """One deadline for everything: requests in flight may finish until ``timeout`` has passed; then
+        those not executing yet are answered with an error, executions in progress get
+        :data:`SHUTDOWN_MARGIN_SECS` more, and the rest of the shutdown does not wait for them."""
         self._stopped = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout, 0.0)
         service = self._service
         clean = True
         if service is not None:
             service.begin_shutdown()
         if self._models is not None:
             await self._models.stop_polling()
-        if self._running:
-            results = await asyncio.gather(
-                *(asyncio.wait_for(f.stop(), max(timeout, 0.1)) for f in self._running),
-                return_exceptions=True,
-            )
-            for frontend, result in zip(self._running, results, strict=True):
-                if isinstance(result, BaseException):
-                    clean = False
-                    _log.warning("stopping %s: %r", frontend.describe(), result)
+        # Frontends stop accepting at once and answer what is in flight, while the kernel watches the clock.
+        stops = [asyncio.ensure_future(f.stop()) for f in self._running]
         if service is not None and service.in_flight:
             _log.info("waiting for %d request(s) in flight", service.in_flight)
-            if not await service.wait_idle(timeout):
+            if not await service.wait_idle(max(deadline - loop.time(), 0.0)):
                 clean = False
-                _log.warning("exit timeout: %d request(s) still in flight", service.in_flight)
-        if self._models is not None:
-            await self._models.unload_all()
+                _log.warning(
+                    "exit timeout: %d request(s) still in flight; answering those not executing yet with an error",
+                    service.in_flight,
+                )
+                if self._models is not None:
+                    self._models.abort_pending(TritiumError.unavailable(EXIT_TIMEOUT_MESSAGE))
+        margin_deadline = max(deadline, loop.time()) + SHUTDOWN_MARGIN_SECS
+        if stops:
+            _, pending = await asyncio.wait(stops, timeout=max(margin_deadline - loop.time(), 0.0))
+            for frontend, stop in zip(self._running, stops, strict=True):
+                if stop in pending:
+                    clean = False
+                    stop.cancel()
+                    _log.warning("stopping %s: still answering requests at the exit timeout", frontend.describe())
+                elif stop.exception() is not None:
+                    clean = False
+                    _log.warning("stopping %s: %r", frontend.describe(), stop.exception())
+        if self._models is not None and not await self._models.unload_all(max(margin_deadline - loop.time(), 0.0)):
+            clean = False
         for sink in self._sinks:
             try:
                 await sink.stop()

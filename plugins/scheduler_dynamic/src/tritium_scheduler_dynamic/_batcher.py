@@ -115,6 +115,13 @@ class DynamicBatcher(Scheduler):
     def pending_count(self) -> int:
         return len(self._queue)
 
+    def abort_pending(self, error: TritiumError) -> None:
+        """The server's exit timeout passed: answer everything queued with ``error``, accept nothing new.
+        Batches already executing go on."""
+        self._closing = True
+        self._fail_queued(error)
+        self._notify()
+
     async def close(self) -> None:
         """Stop accepting requests, send everything queued without further delay, wait for it."""
         self._closing = True
@@ -131,9 +138,12 @@ class DynamicBatcher(Scheduler):
         except asyncio.CancelledError:
             self._fail_queued(TritiumError.unavailable(STOPPING_MESSAGE))
             raise
-        except Exception as exc:  # a bug here must not leave requests waiting forever
-            _log.exception("dynamic batcher of model '%s' failed", self._ctx.model_name)
-            self._fail_queued(TritiumError.internal(f"dynamic batcher failed: {exc}"))
+        except Exception as exc:
+            if self._closing and isinstance(exc, TritiumError):
+                self._fail_queued(exc)  # the pool refused an instance: the exit timeout passed
+            else:  # a bug here must not leave requests waiting forever
+                _log.exception("dynamic batcher of model '%s' failed", self._ctx.model_name)
+                self._fail_queued(TritiumError.internal(f"dynamic batcher failed: {exc}"))
         finally:
             self._task = None
 
