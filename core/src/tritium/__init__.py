@@ -38,6 +38,11 @@ from tritium.hookspecs import hookimpl, hookspec
 
 __version__ = "0.1.0"
 
+PLUGIN_API_VERSION = 1
+"""The version of the plugin contract (hookspecs, ``tritium.abc``, the specs, ``tritium.testing``). Kernel
+releases ``0.<PLUGIN_API_VERSION>.*`` implement it; a change that can break a plugin written against it starts
+the next kernel minor release. Plugins pin ``tritium>=0.1,<0.2`` (see docs/plugins.md, "Stability")."""
+
 __all__ = [
     "Backend",
     "BackendSpec",
@@ -79,6 +84,7 @@ __all__ = [
     "StatusCode",
     "Tensor",
     "TritiumError",
+    "PLUGIN_API_VERSION",
     "TRITON_COMPAT_VERSION",
     "codec",
     "protocol",

@@ -140,6 +140,31 @@ class PluginPackagingConformance:
     def test_entry_point_loads(self, plugin: Any) -> None:
         assert plugin is not None
 
+    def test_pins_a_compatible_kernel_range(self) -> None:
+        """The distribution requires ``tritium`` within one plugin API (``>=0.N,<0.N+1``), and the installed
+        kernel is inside that range: a kernel whose contract changed is never installed under the plugin."""
+        from packaging.requirements import Requirement
+
+        import tritium
+
+        if self.distribution == "tritium":
+            return  # the kernel's own built-in plugins come with the kernel
+        pins = [
+            Requirement(raw)
+            for raw in distribution(self.distribution).requires or ()
+            if Requirement(raw).name == "tritium" and Requirement(raw).marker is None
+        ]
+        assert pins, f"{self.distribution} does not depend on tritium"
+        for pin in pins:
+            uppers = [spec for spec in pin.specifier if spec.operator in ("<", "<=", "~=", "==")]
+            assert uppers, (
+                f"{self.distribution} requires {pin}: pin the kernel range of the plugin API it was written "
+                f"against, e.g. 'tritium>=0.{tritium.PLUGIN_API_VERSION},<0.{tritium.PLUGIN_API_VERSION + 1}'"
+            )
+            assert pin.specifier.contains(tritium.__version__, prereleases=True), (
+                f"{self.distribution} requires {pin}, but tritium {tritium.__version__} is installed"
+            )
+
     def test_import_pulls_in_no_heavy_module(self) -> None:
         modules = imported_modules(self.distribution, self.entry_point)
         forbidden = [n for n in self.forbidden_imports if not _matches(n, self.allowed_imports)]
