@@ -19,6 +19,8 @@ The served examples (``make serve``; docs/examples.md shows how to query each on
 - ``simple_autocomplete``: no config.pbtxt at all; the onnxruntime backend derives inputs, outputs,
   max_batch_size (4) and dynamic batching from the graph. INPUT0, INPUT1 FP32 [4] -> OUTPUT0 = sum,
   OUTPUT1 = product.
+- ``simple_savedmodel``: ``simple`` as a TensorFlow SavedModel with no config.pbtxt (auto-completed from its
+  signature), built by ``examples/tf_models.py``; left out when TensorFlow is not installed.
 - ``simple_versions``: three versions (1, 2, 3) of INPUT0 INT32 [4] -> OUTPUT0 = INPUT0 + version, with a
   version policy serving only versions 1 and 3.
 
@@ -30,10 +32,12 @@ model whose weights live in an external data file inside a ``model.onnx/`` direc
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import itertools
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -70,6 +74,15 @@ def _write(path: Path, content: bytes | str) -> bool:
     tmp.write_bytes(data)
     tmp.replace(path)
     return True
+
+
+def _sibling(module: str) -> Any:
+    """A builder module beside this file (this file also runs as a script and is loaded by path in tests)."""
+    spec = importlib.util.spec_from_file_location(module, Path(__file__).with_name(f"{module}.py"))
+    assert spec is not None and spec.loader is not None
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
 
 
 def _write_model(out: Path, name: str, model: onnx.ModelProto, config: str | None, version: int = 1) -> None:
@@ -398,7 +411,7 @@ def build_repository(out: Path) -> list[str]:
     _write_model(out, "simple_autocomplete", add_mul_model(), None)
     for version in (1, 2, 3):
         _write_model(out, "simple_versions", add_constant_model(version), VERSIONS_CONFIG, version)
-    return list(EXAMPLE_MODELS)
+    return list(EXAMPLE_MODELS) + _sibling("tf_models").build_tf_examples(out)  # TensorFlow SavedModel
 
 
 def build_test_repository(out: Path) -> list[str]:

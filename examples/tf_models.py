@@ -84,12 +84,27 @@ def save_savedmodel(path: Path, make: Callable[[Any], tuple[Any, dict[str, Any]]
     staging = Path(tempfile.mkdtemp(prefix=".savedmodel-", dir=path.parent))
     try:
         tf.saved_model.save(module, str(staging / "m"), signatures=signatures)
+        _fix_fingerprint_uuid(staging / "m")
         (staging / "m" / STAMP).write_text(BUILDER_VERSION)
         if path.exists():
             shutil.rmtree(path)
         (staging / "m").rename(path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _fix_fingerprint_uuid(path: Path) -> None:
+    """``fingerprint.pb`` holds a random UUID (everything else TensorFlow writes here is the same on every
+    run); derive it from the content checksum instead, so two builds of a model are byte for byte equal."""
+    from tensorflow.core.protobuf import fingerprint_pb2
+
+    file = path / "fingerprint.pb"
+    if not file.is_file():
+        return
+    fingerprint = fingerprint_pb2.FingerprintDef()
+    fingerprint.ParseFromString(file.read_bytes())
+    fingerprint.uuid = str(fingerprint.saved_model_checksum)
+    file.write_bytes(fingerprint.SerializeToString(deterministic=True))
 
 
 def add_sub_savedmodel(path: Path, dtype: str = "int32", dims: int = 16) -> None:

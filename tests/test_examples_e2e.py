@@ -1,9 +1,10 @@
 """End to end over the example model repository (examples/build_repository.py): every example model through
 the in-process API, and through HTTP and gRPC with NVIDIA's unmodified ``tritonclient``, each result checked
-against ONNX Runtime run directly on the same model file and inputs."""
+against the framework (ONNX Runtime, TensorFlow) run directly on the same model file and inputs."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -40,14 +41,29 @@ CASES: dict[str, dict[str, np.ndarray]] = {
     "simple_versions": {"INPUT0": VERSION_X},
 }
 """Inputs for each served example model (every one of them is listed here)."""
+if importlib.util.find_spec("tensorflow") is not None:  # the TensorFlow example is built only with TensorFlow
+    CASES["simple_savedmodel"] = {"INPUT0": SIMPLE_A, "INPUT1": SIMPLE_B}
 
 
 def _wire(array: np.ndarray) -> str:
     return "BYTES" if array.dtype == object else DataType.from_numpy(array.dtype).value
 
 
+def tf_reference(savedmodel: Path, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
+    """TensorFlow's own answer: the SavedModel's ``serving_default`` signature called directly."""
+    import tensorflow as tf
+
+    outputs = tf.saved_model.load(str(savedmodel)).signatures["serving_default"](
+        **{name: tf.constant(array) for name, array in inputs.items()}
+    )
+    return {name: tensor.numpy() for name, tensor in outputs.items()}
+
+
 def reference(repo: Path, model: str, inputs: dict[str, np.ndarray], version: int = 1) -> dict[str, Any]:
-    """ONNX Runtime's own answer for the model file, with strings decoded/encoded as the backend does."""
+    """ONNX Runtime's own answer for the model file, with strings decoded/encoded as the backend does
+    (TensorFlow's for a SavedModel)."""
+    if (repo / model / str(version) / "model.savedmodel").is_dir():
+        return tf_reference(repo / model / str(version) / "model.savedmodel", inputs)
     session = ort.InferenceSession(str(repo / model / str(version) / "model.onnx"),
                                    providers=["CPUExecutionProvider"])
     feeds = {
