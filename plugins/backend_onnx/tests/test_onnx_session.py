@@ -184,7 +184,7 @@ def test_unknown_accelerator_is_rejected(config_from, field):
 
 def test_openvino_needs_its_provider(config_from):
     text = 'optimization { execution_accelerators { cpu_execution_accelerator [ { name: "openvino" } ] } }'
-    with pytest.raises(TritiumError, match="OpenVINO"):
+    with pytest.raises(ConfigError, match="unknown Execution Accelerator 'openvino' is requested: this onnxruntime"):
         select_providers(config_from(text), kind="CPU", device_id=0, available=CPU_ONLY)
     providers = select_providers(
         config_from(text), kind="CPU", device_id=0, available=["OpenVINOExecutionProvider", *CPU_ONLY]

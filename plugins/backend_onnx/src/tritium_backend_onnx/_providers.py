@@ -1,16 +1,21 @@
 """Which ONNX Runtime execution providers an instance uses, from its placement and the model config.
 
-- A CPU instance uses the CPU provider, after any ``cpu_execution_accelerator`` (``openvino``, when this
-  ONNX Runtime build has it).
+As Triton's onnxruntime backend builds them:
+
 - A GPU instance uses CUDA on its device (``onnxruntime-gpu`` is needed), preceded by TensorRT when a
-  ``gpu_execution_accelerator`` named ``tensorrt`` asks for it, with CPU as the fallback for nodes the GPU
-  providers cannot run. ``gpu_execution_accelerator { name: "cuda" parameters {...} }`` passes CUDA
-  provider options; the older ``parameters`` keys ``cudnn_conv_algo_search`` (0 exhaustive, 1 heuristic,
-  2 default), ``gpu_mem_limit``, ``arena_extend_strategy`` (0 next power of two, 1 same as requested) and
-  ``do_copy_in_default_stream`` still work, as in Triton.
-- TensorRT accelerator parameters use Triton's names (``precision_mode`` FP16/INT8,
-  ``max_workspace_size_bytes``, ``int8_calibration_table_name``, ``int8_use_native_calibration_table``,
-  and the ``trt_*`` options under their own names).
+  ``gpu_execution_accelerator`` named ``tensorrt`` asks for it; ``gpu_execution_accelerator { name: "cuda"
+  parameters {...} }`` passes CUDA provider options. The older model ``parameters`` ``cudnn_conv_algo_search``
+  (0 exhaustive, 1 heuristic, 2 default), ``gpu_mem_limit``, ``arena_extend_strategy`` (0 next power of two,
+  1 same as requested) and ``do_copy_in_default_stream`` still work and win over the accelerator's, as in
+  Triton. A CPU instance ignores ``gpu_execution_accelerator`` entirely.
+- Every instance (CPU or GPU) then gets the ``cpu_execution_accelerator``s (``openvino``: the OpenVINO
+  provider on device type CPU), and CPU last, for the nodes no other provider runs.
+- TensorRT accelerator parameters are Triton's exact set (``precision_mode`` FP32/FP16/BF16/INT8,
+  ``max_workspace_size_bytes``, ``int8_calibration_table_name``, ``int8_use_native_calibration_table`` and
+  Triton's ``trt_*`` keys); another key is an error, a key with an empty value is left out.
+- An accelerator this onnxruntime cannot provide is a load error, never a silent fallback: Triton's builds
+  answer ``unknown Execution Accelerator '<name>' is requested`` (INVALID_ARG) when the provider was not built
+  in, and so does Tritium, adding which providers the installed onnxruntime has.
 
 The choice is a pure function of the config, the placement and the providers available, so it is tested
 without a GPU.
@@ -34,48 +39,42 @@ CUDA = "CUDAExecutionProvider"
 TENSORRT = "TensorrtExecutionProvider"
 OPENVINO = "OpenVINOExecutionProvider"
 
-_TRT_RENAMED = {
-    "max_workspace_size_bytes": "trt_max_workspace_size",
-    "int8_calibration_table_name": "trt_int8_calibration_table_name",
-    "int8_use_native_calibration_table": "trt_int8_use_native_calibration_table",
+_BOOL, _INT, _UINT, _TEXT = "bool", "int", "uint", "text"
+# Triton's TensorRT accelerator parameters: its key -> (ONNX Runtime's option, how Triton checks the value).
+_TRT_PARAMETERS: dict[str, tuple[str, str]] = {
+    "max_workspace_size_bytes": ("trt_max_workspace_size", _UINT),
+    "trt_max_partition_iterations": ("trt_max_partition_iterations", _INT),
+    "trt_min_subgraph_size": ("trt_min_subgraph_size", _INT),
+    "int8_calibration_table_name": ("trt_int8_calibration_table_name", _TEXT),
+    "int8_use_native_calibration_table": ("trt_int8_use_native_calibration_table", _BOOL),
+    "trt_dla_enable": ("trt_dla_enable", _BOOL),
+    "trt_dla_core": ("trt_dla_core", _INT),
+    "trt_engine_cache_enable": ("trt_engine_cache_enable", _BOOL),
+    "trt_engine_cache_path": ("trt_engine_cache_path", _TEXT),
+    "trt_engine_cache_prefix": ("trt_engine_cache_prefix", _TEXT),
+    "trt_dump_subgraphs": ("trt_dump_subgraphs", _BOOL),
+    "trt_force_sequential_engine_build": ("trt_force_sequential_engine_build", _BOOL),
+    "trt_context_memory_sharing_enable": ("trt_context_memory_sharing_enable", _BOOL),
+    "trt_layer_norm_fp32_fallback": ("trt_layer_norm_fp32_fallback", _BOOL),
+    "trt_timing_cache_enable": ("trt_timing_cache_enable", _BOOL),
+    "trt_timing_cache_path": ("trt_timing_cache_path", _TEXT),
+    "trt_force_timing_cache": ("trt_force_timing_cache", _BOOL),
+    "trt_detailed_build_log": ("trt_detailed_build_log", _BOOL),
+    "trt_build_heuristics_enable": ("trt_build_heuristics_enable", _BOOL),
+    "trt_sparsity_enable": ("trt_sparsity_enable", _BOOL),
+    "trt_builder_optimization_level": ("trt_builder_optimization_level", _INT),
+    "trt_auxiliary_streams": ("trt_auxiliary_streams", _INT),
+    "trt_tactic_sources": ("trt_tactic_sources", _TEXT),
+    "trt_extra_plugin_lib_paths": ("trt_extra_plugin_lib_paths", _TEXT),
+    "trt_profile_min_shapes": ("trt_profile_min_shapes", _TEXT),
+    "trt_profile_max_shapes": ("trt_profile_max_shapes", _TEXT),
+    "trt_profile_opt_shapes": ("trt_profile_opt_shapes", _TEXT),
+    "trt_cuda_graph_enable": ("trt_cuda_graph_enable", _BOOL),
+    "trt_dump_ep_context_model": ("trt_dump_ep_context_model", _BOOL),
+    "trt_ep_context_file_path": ("trt_ep_context_file_path", _TEXT),
+    "trt_ep_context_embed_mode": ("trt_ep_context_embed_mode", _INT),
 }
-_TRT_BOOL = {
-    "trt_int8_use_native_calibration_table",
-    "trt_dla_enable",
-    "trt_engine_cache_enable",
-    "trt_dump_subgraphs",
-    "trt_force_sequential_engine_build",
-    "trt_context_memory_sharing_enable",
-    "trt_layer_norm_fp32_fallback",
-    "trt_timing_cache_enable",
-    "trt_force_timing_cache",
-    "trt_detailed_build_log",
-    "trt_build_heuristics_enable",
-    "trt_sparsity_enable",
-    "trt_cuda_graph_enable",
-    "trt_dump_ep_context_model",
-}
-_TRT_INT = {
-    "trt_max_workspace_size",
-    "trt_max_partition_iterations",
-    "trt_min_subgraph_size",
-    "trt_dla_core",
-    "trt_builder_optimization_level",
-    "trt_auxiliary_streams",
-    "trt_ep_context_embed_mode",
-}
-_TRT_STRING = {
-    "trt_int8_calibration_table_name",
-    "trt_engine_cache_path",
-    "trt_engine_cache_prefix",
-    "trt_timing_cache_path",
-    "trt_tactic_sources",
-    "trt_extra_plugin_lib_paths",
-    "trt_profile_min_shapes",
-    "trt_profile_max_shapes",
-    "trt_profile_opt_shapes",
-    "trt_ep_context_file_path",
-}
+_PRECISION = {"FP32": None, "FP16": "trt_fp16_enable", "BF16": "trt_bf16_enable", "INT8": "trt_int8_enable"}
 _CUDNN_SEARCH = {0: "EXHAUSTIVE", 1: "HEURISTIC", 2: "DEFAULT"}
 _ARENA_EXTEND = {0: "kNextPowerOfTwo", 1: "kSameAsRequested"}
 
@@ -104,26 +103,36 @@ def _accelerators(config: ModelConfig, field: str) -> Sequence[object]:
     return list(getattr(config.optimization.execution_accelerators, field))
 
 
+def _not_built_in(name: str, provider: str, available: Sequence[str], hint: str) -> ConfigError:
+    """Triton's error for an accelerator its onnxruntime build lacks, saying what this one has (a load error:
+    INVALID_ARG, as in Triton)."""
+    return ConfigError(
+        f"unknown Execution Accelerator '{name}' is requested: this onnxruntime has no {provider} "
+        f"(available: {', '.join(available)}); {hint}"
+    )
+
+
 def _gpu_providers(config: ModelConfig, device_id: int, available: Sequence[str]) -> list[Provider]:
     tensorrt: dict[str, str] | None = None
-    cuda = _legacy_cuda_options(config)
+    cuda: dict[str, str] = {}
     for accelerator in _accelerators(config, "gpu_execution_accelerator"):
         name = str(accelerator.name)  # type: ignore[attr-defined]
         params = dict(accelerator.parameters)  # type: ignore[attr-defined]
         if name == "tensorrt":
             if TENSORRT not in available:
-                raise TritiumError.unavailable(
-                    "the 'tensorrt' execution accelerator needs ONNX Runtime's TensorRT execution provider, "
-                    f"which this onnxruntime does not have (available: {', '.join(available)})"
+                raise _not_built_in(
+                    name, TENSORRT, available, "install an onnxruntime-gpu build with TensorRT (and TensorRT itself)"
                 )
             tensorrt = _tensorrt_options(params)
         elif name == "cuda":
             for key, value in params.items():
                 if key in ("do_copy_in_default_stream", "use_ep_level_unified_stream"):
                     parse_bool(value, f"CUDA execution accelerator parameter '{key}'")
-                cuda[key] = value
+                if value:
+                    cuda[key] = value
         else:
             raise ConfigError(f"unknown Execution Accelerator '{name}' is requested")
+    cuda.update(_legacy_cuda_options(config))  # applied after the accelerator's, so they win (as in Triton)
     cuda["device_id"] = str(device_id)
     providers: list[Provider] = []
     if tensorrt is not None:
@@ -153,27 +162,29 @@ def _legacy_cuda_options(config: ModelConfig) -> dict[str, str]:
 
 
 def _tensorrt_options(params: dict[str, str]) -> dict[str, str]:
+    """ONNX Runtime's TensorRT options for Triton's accelerator parameters (Triton's names and checks;
+    booleans and integers are passed in canonical form)."""
     options: dict[str, str] = {}
     for key, value in params.items():
         if key == "precision_mode":
-            mode = value.upper()
-            if mode == "FP16":
-                options["trt_fp16_enable"] = "True"
-            elif mode == "INT8":
-                options["trt_int8_enable"] = "True"
-            elif mode != "FP32":
+            if value not in _PRECISION:
                 raise ConfigError(f"unsupported precision mode '{value}' is requested")
+            if (flag := _PRECISION[value]) is not None:
+                options[flag] = "True"
             continue
-        target = _TRT_RENAMED.get(key, key)
-        what = f"TensorRT Execution Accelerator parameter '{key}'"
-        if target in _TRT_BOOL:
-            options[target] = str(parse_bool(value, what))
-        elif target in _TRT_INT:
-            options[target] = str(parse_int(value, what))
-        elif target in _TRT_STRING:
-            options[target] = value
-        else:
+        if key not in _TRT_PARAMETERS:
             raise ConfigError(f"unknown parameter '{key}' is provided for TensorRT Execution Accelerator")
+        target, kind = _TRT_PARAMETERS[key]
+        what = f"TensorRT Execution Accelerator parameter '{key}'"
+        if kind == _BOOL:
+            options[target] = str(parse_bool(value, what))
+        elif kind in (_INT, _UINT):
+            number = parse_int(value, what)
+            if kind == _UINT and number < 0:
+                raise ConfigError(f"failed to convert '{value}' to unsigned integer for {what}")
+            options[target] = str(number)
+        elif value:
+            options[target] = value
     return options
 
 
@@ -181,13 +192,10 @@ def _cpu_accelerators(config: ModelConfig, available: Sequence[str]) -> list[Pro
     providers: list[Provider] = []
     for accelerator in _accelerators(config, "cpu_execution_accelerator"):
         name = str(accelerator.name)  # type: ignore[attr-defined]
-        if name == "openvino" and OPENVINO in available:
+        if name == "openvino":
+            if OPENVINO not in available:
+                raise _not_built_in(name, OPENVINO, available, "install onnxruntime-openvino instead of onnxruntime")
             providers.append((OPENVINO, {"device_type": "CPU"}))
-        elif name == "openvino":
-            raise TritiumError.unavailable(
-                "the 'openvino' execution accelerator needs ONNX Runtime's OpenVINO execution provider "
-                "(pip install onnxruntime-openvino)"
-            )
         else:
             raise ConfigError(f"unknown Execution Accelerator '{name}' is requested")
     return providers
