@@ -85,3 +85,7 @@ def test_this_machine_reports_the_real_reason():
 class TestTensorRTPackaging(PluginPackagingConformance):
     distribution = "tritium-backend-tensorrt"
     entry_point = "backend_tensorrt"
+
+
+def test_groups_without_a_kind_are_placed_on_gpus():
+    assert TensorRTBackend({}).supports_gpu() is True

@@ -223,6 +223,10 @@ class TensorRTBackend(Backend):
     def availability(self) -> str | None:
         return self._availability()
 
+    def supports_gpu(self) -> bool:
+        """TensorRT runs on GPUs only: instance groups naming no kind go to the GPUs (as Triton places them)."""
+        return True
+
     def _load_runtime(self) -> _Runtime:
         with self._lock:
             if self._runtime is None:
