@@ -157,6 +157,24 @@ def test_graphdef_config_errors(load, model_link, tf_models, config_from, change
     assert message in str(error.value)
 
 
+def test_graphdef_folder_with_the_kernels_default_platform(backend, model_link, tf_models, config_from):
+    """With auto-complete off, a config naming no platform reaches the backend with the backend's first
+    platform (tensorflow_savedmodel); a version folder holding only model.graphdef still loads as a GraphDef."""
+    from tritium.config import normalize_model_config
+
+    source = model_link("gd", tf_models.graphdef)
+    source = type(source)(source.name, source.version, source.model_dir, source.version_dir,
+                          source.version_dir / "model.savedmodel")  # what the kernel passes
+    text = GRAPHDEF_CONFIG.replace('platform: "tensorflow_graphdef"', 'platform: "tensorflow_savedmodel"')
+    config = normalize_model_config(config_from(text), model_name="gd", source="t")
+    instance = backend.create_instance(source, config, InstancePlacement("i", "CPU", 0, "g", 0))
+    try:
+        a = np.ones((1, 16), np.int32)
+        assert _run(config, instance, {"INPUT0": a, "INPUT1": a})["OUTPUT0"][0, 0] == 2
+    finally:
+        instance.close()
+
+
 def test_graphdef_without_a_config_is_refused(load, model_link, tf_models):
     with pytest.raises(ConfigError, match="a GraphDef carries no signature"):
         load(model_link("gd", tf_models.graphdef))

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from tritium import Backend, ConfigError, InstancePlacement, ModelInstance, ModelSource, TritiumError
 from tritium_backend_tf._autocomplete import auto_complete, validate
 from tritium_backend_tf._instance import SharedSession, TensorFlowInstance
@@ -88,10 +90,14 @@ class TensorFlowBackend(Backend):
     ) -> ModelInstance:
         """A session on the placement's device (shared per ``MAX_SESSION_SHARE_COUNT``), checked against
         the config."""
+        config = _with_platform(source, config)  # again: auto-complete may have been off
         platform = config.platform or _platform_of(Path(source.model_file))
         if platform not in (SAVEDMODEL_PLATFORM, GRAPHDEF_PLATFORM):
             raise ConfigError(f"platform {platform} not supported for TensorFlow model '{source.name}'")
         path = Path(source.model_file)
+        if config.default_model_filename == GRAPHDEF_FILENAME and path.name != GRAPHDEF_FILENAME:
+            path = Path(source.version_dir) / GRAPHDEF_FILENAME
+            source = attrs.evolve(source, model_file=path)
         if not path.exists():
             raise TritiumError.unavailable(
                 f"unable to find '{path}' for model instance '{placement.name}' of model '{source.name}'"
@@ -201,10 +207,11 @@ def _platform_of(path: Path) -> str:
 
 
 def _with_platform(source: ModelSource, config: ModelConfig) -> ModelConfig:
-    """The kernel fills ``platform`` with the backend's first platform (``tensorflow_savedmodel``) when the
-    config names none; a version folder holding only ``model.graphdef`` is a GraphDef model, as Triton's
-    rules say. Returns a copy with platform and ``default_model_filename`` set right in that case."""
-    if config.platform != SAVEDMODEL_PLATFORM or config.default_model_filename:
+    """The kernel fills ``platform`` with the backend's first platform (``tensorflow_savedmodel``, and
+    normalization then ``default_model_filename``) when the config names none; a version folder holding only
+    ``model.graphdef`` is a GraphDef model, as Triton's rules say. Returns a copy with platform and
+    ``default_model_filename`` set right in that case."""
+    if config.platform != SAVEDMODEL_PLATFORM or config.default_model_filename not in ("", SAVEDMODEL_FILENAME):
         return config
     version_dir = Path(source.version_dir)
     if (version_dir / SAVEDMODEL_FILENAME).exists() or not (version_dir / GRAPHDEF_FILENAME).is_file():
