@@ -61,14 +61,20 @@ def _numpy_type_of_wire(wire: str) -> Any:
     return _NUMPY_BY_WIRE[wire]
 
 
+_WIRE_BY_DTYPE: dict[Any, str] = {np.dtype(t): wire for wire, t in _NUMPY_BY_WIRE.items() if wire != "BYTES"}
+
+
 def _wire_of_numpy(dtype: Any) -> str | None:
     """The wire datatype of a numpy dtype (object and bytes are BYTES), None when Triton has none."""
+    found = _WIRE_BY_DTYPE.get(dtype)
+    if found is not None:
+        return found
     dtype = np.dtype(dtype)
+    found = _WIRE_BY_DTYPE.get(dtype)
+    if found is not None:
+        return found
     if dtype.kind in ("O", "S"):
         return "BYTES"
-    for wire, numpy_type in _NUMPY_BY_WIRE.items():
-        if wire != "BYTES" and dtype == np.dtype(numpy_type):
-            return wire
     bf16 = _bfloat16()
     if bf16 is not None and dtype == np.dtype(bf16):
         return "BF16"

@@ -249,13 +249,16 @@ class Channel:
                 )
             except OSError as exc:
                 raise ChannelClosed(f"channel receive failed: {exc}") from None
-            for level, kind, fds in ancillary:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    count = len(fds) // 4
-                    self._peer_fds.extend(struct.unpack(f"{count}i", fds[: count * 4]))
+            self._take_fds(ancillary)
             if not data:
                 raise ChannelClosed("the peer closed the channel")
             buffer += data
+
+    def _take_fds(self, ancillary: list[tuple[int, int, bytes]]) -> None:
+        for level, kind, fds in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                count = len(fds) // 4
+                self._peer_fds.extend(struct.unpack(f"{count}i", fds[: count * 4]))
 
     def _read_message(self, timeout: float | None) -> Any:
         self._fill(_HEADER.size + 4, timeout)
