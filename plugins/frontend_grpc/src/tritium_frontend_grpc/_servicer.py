@@ -90,6 +90,20 @@ async def _abort(context: grpc.aio.ServicerContext, error: TritiumError) -> None
     await context.abort(grpc_status(error), error.message)
 
 
+def _fail(context: grpc.aio.ServicerContext, error: TritiumError) -> pb.ModelInferResponse:
+    """Answer a unary call with ``error``'s status, without ``context.abort``.
+
+    ``abort`` raises, and that exception's traceback holds the handler's frames and so the request, in a
+    reference cycle: measured, each aborted 48 MB ModelInfer kept about 50 MB of RSS until a later garbage
+    collection. Setting the status and returning keeps memory flat."""
+    context.set_code(grpc_status(error))
+    context.set_details(error.message)
+    return _EMPTY_RESPONSE
+
+
+_EMPTY_RESPONSE = pb.ModelInferResponse()
+
+
 def _rejecting_malformed(method: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
     """``method``, answering INVALID_ARGUMENT for a request body that is not its message."""
 
@@ -339,7 +353,7 @@ class GrpcServicer:
     # ---------------------------------------------------------------------------------- inference
     async def ModelInfer(self, call: InferCall | Malformed, context: grpc.aio.ServicerContext) -> Any:
         if type(call) is Malformed:
-            await _abort(context, TritiumError.invalid_arg(call.message))
+            return _fail(context, TritiumError.invalid_arg(call.message))
         msg = call.msg
         try:
             forwarded = forwarded_headers(self._forward, context.invocation_metadata()) if self._forward else None
@@ -350,7 +364,10 @@ class GrpcServicer:
             error = as_tritium_error(exc)
             if error.code is StatusCode.UNSUPPORTED and self._decoupled(msg):
                 error = TritiumError.unsupported(DECOUPLED_MESSAGE)
-            await _abort(context, error)
+            # Break the cycle error -> traceback -> this frame -> error, which would keep the request (its
+            # tensors may be large) alive until a garbage collection runs.
+            error.__traceback__ = None
+            return _fail(context, error)
         if self._compression is not None:
             await self._compress(context)
         return out

@@ -25,8 +25,12 @@ def http_status(code: StatusCode) -> int:
 
 
 def error_body(message: str) -> bytes:
-    """``{"error": message}`` as Triton writes it."""
-    return orjson.dumps({"error": message})
+    """``{"error": message}`` as Triton writes it. A message quoting undecodable client bytes (header values
+    arrive surrogate-escaped) shows them as ``\\udcXX`` escapes: JSON holds only valid UTF-8."""
+    try:
+        return orjson.dumps({"error": message})
+    except TypeError:
+        return orjson.dumps({"error": message.encode("utf-8", "backslashreplace").decode("utf-8")})
 
 
 class HttpError(Exception):
