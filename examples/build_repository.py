@@ -21,6 +21,9 @@ The served examples (``make serve``; docs/examples.md shows how to query each on
   OUTPUT1 = product.
 - ``simple_savedmodel``: ``simple`` as a TensorFlow SavedModel with no config.pbtxt (auto-completed from its
   signature), built by ``examples/tf_models.py``; left out when TensorFlow is not installed.
+- ``image_preprocess``, ``token_stream`` (decoupled), ``classify_pipeline`` (BLS over
+  ``image_classification_model``): Python-backend models (``model.py``), copied from ``examples/python/`` by
+  ``examples/python_models.py``.
 - ``simple_versions``: three versions (1, 2, 3) of INPUT0 INT32 [4] -> OUTPUT0 = INPUT0 + version, with a
   version policy serving only versions 1 and 3.
 
@@ -411,7 +414,8 @@ def build_repository(out: Path) -> list[str]:
     _write_model(out, "simple_autocomplete", add_mul_model(), None)
     for version in (1, 2, 3):
         _write_model(out, "simple_versions", add_constant_model(version), VERSIONS_CONFIG, version)
-    return list(EXAMPLE_MODELS) + _sibling("tf_models").build_tf_examples(out)  # TensorFlow SavedModel
+    names = list(EXAMPLE_MODELS) + _sibling("tf_models").build_tf_examples(out)  # TensorFlow SavedModel
+    return names + _sibling("python_models").build_python_examples(out)  # Python backend (model.py)
 
 
 def build_test_repository(out: Path) -> list[str]:
