@@ -7,10 +7,12 @@ only, so this module hands the kit GPU placements instead (see the autouse fixtu
 from __future__ import annotations
 
 import pytest
+from hypothesis import strategies as st
 
 import tritium.testing.backend as kit_backend
-from tritium import InstancePlacement
+from tritium import DataType, InstancePlacement
 from tritium.testing import BackendConformance
+from tritium.testing.strategies import requests_for
 
 
 def _gpu_placement(config, index=0):
@@ -21,6 +23,17 @@ class TestTensorRTBackendConformance(BackendConformance):
     @pytest.fixture(autouse=True)
     def _gpu_placements(self, monkeypatch):
         monkeypatch.setattr(kit_backend, "placement", _gpu_placement)
+
+    @pytest.fixture
+    def request_strategy(self, loaded_config):
+        """The kit's requests, FP16 elements drawn as small integers (the kit's width-16 floats are filtered
+        too much for a health check; the ONNX backend's suite does the same)."""
+        fp16 = {
+            t.name: st.integers(-2048, 2048).map(float)
+            for t in loaded_config.input
+            if DataType.from_config_enum(t.data_type) is DataType.FP16
+        }
+        return requests_for(loaded_config, include_optional=False, elements=fp16)
 
     @pytest.fixture
     def backend(self, kit):

@@ -303,3 +303,75 @@ def test_backend_options(kit, tmp_path):
     backend, _, _ = kit.make_backend({"plugins": "/nonexistent/libplugin.so"})
     with pytest.raises(TritiumError, match=r"unable to load TensorRT plugin library '/nonexistent/libplugin\.so'"):
         kit.load_config(backend, source, kit.parse_config())
+
+
+# ------------------------------------------------------------------------------------------ engine sharing
+def test_instances_on_one_gpu_share_the_engine_until_the_last_closes(kit, tmp_path):
+    backend, _, device = kit.make_backend()
+    source = kit.write_plan(tmp_path, "m", kit.add_sub_spec())
+    text = 'instance_group [ { count: 2 kind: KIND_GPU gpus: [0, 1] } ]'
+    config = kit.load_config(backend, source, kit.parse_config(text))
+    first = backend.create_instance(source, config, kit.gpu_placement(config, index=0, device_id=0))
+    second = backend.create_instance(source, config, kit.gpu_placement(config, index=1, device_id=0))
+    other_gpu = backend.create_instance(source, config, kit.gpu_placement(config, index=2, device_id=1))
+    assert first._engine is second._engine
+    assert other_gpu._engine is not first._engine
+    assert backend.shared_engines == 2
+    first.close()
+    request = build_request(config, batch_size=2)
+    assert set(second.execute(batch_of(config, [request]))) == {"OUTPUT0", "OUTPUT1"}
+    second.close()
+    assert backend.shared_engines == 1
+    other_gpu.close()
+    other_gpu.close()
+    assert backend.shared_engines == 0
+    assert device.live() == (0, 0, 0)
+
+
+def test_a_changed_plan_file_gets_a_new_engine(kit, tmp_path):
+    backend, _, _ = kit.make_backend()
+    source = kit.write_plan(tmp_path, "m", kit.add_sub_spec())
+    config = kit.load_config(backend, source, kit.parse_config())
+    old = backend.create_instance(source, config, kit.gpu_placement(config))
+    kit.write_plan(tmp_path, "m", kit.add_sub_spec(profiles=[{"INPUT0": [[1, 4], [2, 4], [8, 4]],
+                                                              "INPUT1": [[1, 4], [2, 4], [8, 4]]}]))
+    new = backend.create_instance(source, config, kit.gpu_placement(config))
+    assert new._engine is not old._engine
+    old.close()
+    new.close()
+    assert backend.shared_engines == 0
+
+
+def test_a_failed_load_releases_the_engine(kit, tmp_path):
+    backend, _, device = kit.make_backend()
+    source = kit.write_plan(tmp_path, "m", kit.add_sub_spec())
+    config = kit.load_config(backend, source, kit.parse_config("max_batch_size: 8"))
+    config.input[0].dims[0] = 5
+    with pytest.raises(ConfigError):
+        backend.create_instance(source, config, kit.gpu_placement(config))
+    assert backend.shared_engines == 0
+    assert device.live() == (0, 0, 0)
+
+
+@pytest.mark.parametrize("failure", ["context", "capture"])
+def test_a_failing_instance_construction_leaks_nothing(kit, tmp_path, monkeypatch, failure):
+    backend, _, device = kit.make_backend()
+    source = kit.write_plan(tmp_path, "m", kit.add_sub_spec())
+    config = kit.load_config(backend, source, kit.parse_config("optimization { cuda { graphs: true } }"))
+    if failure == "context":
+        monkeypatch.setattr(kit.fake.FakeEngine, "create_execution_context", lambda self, strategy: None)
+        message = "unable to create TensorRT context"
+    else:
+        calls = {"n": 0}
+        real = kit.fake.FakeContext.execute_async_v3
+
+        def fail_on_capture(self, stream):
+            calls["n"] += 1
+            return real(self, stream) if calls["n"] < 4 else False  # fails inside the second capture
+
+        monkeypatch.setattr(kit.fake.FakeContext, "execute_async_v3", fail_on_capture)
+        message = "unable to enqueue"
+    with pytest.raises(TritiumError, match=message):
+        backend.create_instance(source, config, kit.gpu_placement(config))
+    assert backend.shared_engines == 0
+    assert device.live() == (0, 0, 0)

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from tritium import Backend, ConfigError, DataType, InstancePlacement, ModelInstance, ModelSource, TritiumError
 from tritium_backend_tensorrt._autocomplete import complete_config
 from tritium_backend_tensorrt._availability import availability as default_availability
@@ -104,6 +106,53 @@ class _Runtime:
             detail = self.logger.last_error or "not a TensorRT engine, or built by another TensorRT version"
             raise TritiumError.internal(f"unable to create TensorRT engine from '{path}': {detail}")
         return engine
+
+
+@attrs.define(slots=True)
+class _SharedEngine:
+    engine: Any
+    info: EngineInfo
+    users: int = 0
+
+
+EngineKey = tuple[str, int, int, int]
+
+
+class _EngineCache:
+    """One deserialized engine per plan file (as it is on disk now) and GPU, shared by the instances of the
+    model on that GPU as Triton shares them; dropped when its last instance closes. A reload with a changed
+    file gets a new engine while instances of the old version still hold theirs."""
+
+    def __init__(self, runtime: _Runtime) -> None:
+        self._runtime = runtime
+        self._lock = threading.Lock()
+        self._engines: dict[EngineKey, _SharedEngine] = {}
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._engines)
+
+    def acquire(self, path: Path, device_id: int) -> tuple[EngineKey, Any, EngineInfo]:
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            raise TritiumError.internal(f"unable to read TensorRT plan '{path}': {exc.strerror}") from None
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, device_id)
+        with self._lock:
+            shared = self._engines.get(key)
+            if shared is None:
+                engine = self._runtime.deserialize(path, device_id)
+                shared = self._engines[key] = _SharedEngine(engine, EngineInfo.read(engine))
+            shared.users += 1
+            return key, shared.engine, shared.info
+
+    def release(self, key: EngineKey) -> None:
+        with self._lock:
+            shared = self._engines.get(key)
+            if shared is not None:
+                shared.users -= 1
+                if shared.users <= 0:
+                    del self._engines[key]
 
 
 def _plan_file(source: ModelSource, config: ModelConfig, device: DeviceApi, device_id: int) -> Path:
@@ -218,6 +267,7 @@ class TensorRTBackend(Backend):
         self._loader = loader or default_loader
         self._availability = availability_check or default_availability
         self._runtime: _Runtime | None = None
+        self._engines: _EngineCache | None = None
         self._lock = threading.Lock()
 
     def availability(self) -> str | None:
@@ -232,6 +282,7 @@ class TensorRTBackend(Backend):
             if self._runtime is None:
                 trt, device = self._loader()
                 self._runtime = _Runtime(trt, device, self.settings)
+                self._engines = _EngineCache(self._runtime)
             return self._runtime
 
     def auto_complete_config(self, source: ModelSource, config: ModelConfig) -> ModelConfig:
@@ -260,19 +311,33 @@ class TensorRTBackend(Backend):
         settings = ModelSettings.from_config(config)
         runtime = self._load_runtime()
         path = _plan_file(source, config, runtime.device, placement.device_id)
-        engine = runtime.deserialize(path, placement.device_id)
-        info = EngineInfo.read(engine)
-        check_config(config, info)
-        profiles = instance_profiles(config, placement.group_name, len(info.profiles))
-        check_profile_shapes(config, info, profiles)
-        return TensorRTInstance(
-            name=placement.name,
-            engine=engine,
-            info=info,
-            trt=runtime.trt,
-            device=runtime.device,
-            device_id=placement.device_id,
-            profiles=profiles,
-            settings=settings,
-            max_batch_size=int(config.max_batch_size),
-        )
+        assert self._engines is not None
+        key, engine, info = self._engines.acquire(path, placement.device_id)
+        try:
+            check_config(config, info)
+            profiles = instance_profiles(config, placement.group_name, len(info.profiles))
+            check_profile_shapes(config, info, profiles)
+            return TensorRTInstance(
+                name=placement.name,
+                engine=engine,
+                info=info,
+                trt=runtime.trt,
+                device=runtime.device,
+                device_id=placement.device_id,
+                profiles=profiles,
+                settings=settings,
+                max_batch_size=int(config.max_batch_size),
+                release=lambda: self._release(key),
+            )
+        except BaseException:
+            self._release(key)
+            raise
+
+    def _release(self, key: EngineKey) -> None:
+        if self._engines is not None:
+            self._engines.release(key)
+
+    @property
+    def shared_engines(self) -> int:
+        """How many deserialized engines instances hold now (one per plan file and GPU)."""
+        return len(self._engines) if self._engines is not None else 0

@@ -14,7 +14,7 @@ An execution, with TensorRT 10's named-tensor API:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -71,8 +71,10 @@ class TensorRTInstance(ModelInstance):
         profiles: tuple[int, ...],
         settings: ModelSettings,
         max_batch_size: int,
+        release: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
+        self._release = release
         self._engine = engine
         self._info = info
         self._device = device
@@ -95,6 +97,7 @@ class TensorRTInstance(ModelInstance):
                 for spec in settings.graph_specs:
                     self._capture(spec)
         except BaseException:
+            self._release = None  # the caller releases the engine when construction fails
             self.close()
             raise
 
@@ -258,6 +261,7 @@ class TensorRTInstance(ModelInstance):
             if not all(context.ranges[n].holds(s) for n, s in shapes.items() if n in context.ranges):
                 continue
             buffers: dict[str, _Buffer] = {}
+            handle: int | None = None
             try:
                 output_shapes = self._bind_shapes(context, shapes)
                 arrays = {
@@ -274,6 +278,8 @@ class TensorRTInstance(ModelInstance):
                 finally:
                     handle = self._device.end_capture(self._stream)
             except BaseException:
+                if handle is not None:
+                    self._device.destroy_graph(handle)
                 for buffer in buffers.values():
                     self._device.free(buffer.pointer)
                 raise
@@ -302,3 +308,5 @@ class TensorRTInstance(ModelInstance):
         self._buffers.clear()
         self._device.destroy_stream(self._stream)
         self._engine = None
+        if self._release is not None:
+            self._release()  # the engine is shared by the model's instances on this GPU
