@@ -21,6 +21,7 @@ BENCHMARKS = (
     ("gRPC", [str(HERE / "grpc_bench.py"), "--write-results"]),
     ("dynamic batching, example model", [str(HERE / "batching.py"), *TRITON]),
     ("dynamic batching, medium_cnn", [str(HERE / "batching.py"), "--model", "medium_cnn", *TRITON]),
+    ("TensorFlow backend", [str(HERE / "tf_backend.py")]),
 )
 
 
