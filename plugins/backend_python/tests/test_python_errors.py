@@ -165,3 +165,69 @@ def _placement():
     from tritium import InstancePlacement
 
     return InstancePlacement(name="m_0", kind="CPU", device_id=0, group_name="m", index=0)
+
+
+def test_a_model_import_that_hangs_is_bounded_by_the_stub_timeout(model_from_source, tmp_path):
+    from tritium_backend_python import PythonBackend
+
+    from tritium.config import normalize_model_config
+
+    backend = PythonBackend({"stub-timeout-seconds": "1"})
+    source, config = model_from_source("slow", "import time\ntime.sleep(60)\n", CONFIG)
+    started = time.monotonic()
+    with pytest.raises(TritiumError, match="took longer than 1 s"):
+        backend.create_instance(source, normalize_model_config(config, model_name="slow", source="s"), _placement())
+    assert time.monotonic() - started < 20
+
+
+DECOUPLED_CONFIG = """
+model_transaction_policy { decoupled: true }
+input [ { name: "X" data_type: TYPE_INT32 dims: [ 1 ] } ]
+output [ { name: "Y" data_type: TYPE_INT32 dims: [ 1 ] } ]
+"""
+
+DECOUPLED_MODEL = '''
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+class TritonPythonModel:
+    def execute(self, requests):
+        for request in requests:
+            x = int(pb_utils.get_input_tensor_by_name(request, "X").as_numpy()[0])
+            sender = request.get_response_sender()
+            sender.send(pb_utils.InferenceResponse([pb_utils.Tensor("Y", np.array([x], np.int32))]))
+            if x == 1:
+                raise pb_utils.TritonError("x is one", pb_utils.TritonError.INVALID_ARG)
+            if x == 2:
+                sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError("x is two")))
+                continue
+            if x == 3:
+                continue  # drops the sender without the final flag
+            sender.send(flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        return None
+'''
+
+
+@pytest.mark.parametrize("parameters", MODES)
+def test_decoupled_errors_end_the_stream(model_from_source, load, parameters):
+    _, instance = load(*model_from_source("dec", DECOUPLED_MODEL, DECOUPLED_CONFIG, **parameters))
+
+    def stream(x: int) -> tuple[list, BaseException | None]:
+        sent: list = []
+        request = InferenceRequest(model_name="dec", inputs={"X": Tensor("X", DataType.INT32, np.array([x], np.int32))})
+        try:
+            instance.execute_decoupled(request, lambda outputs, final: sent.append((outputs, final)))
+        except TritiumError as exc:
+            return sent, exc
+        return sent, None
+
+    sent, error = stream(5)
+    assert error is None and [o["Y"].tolist() if o else None for o, _ in sent] == [[5], None]
+    assert [final for _, final in sent] == [False, True]
+    for x, (code, message) in {1: (StatusCode.INVALID_ARG, "x is one"), 2: (StatusCode.INTERNAL, "x is two"),
+                               3: (StatusCode.INTERNAL, "without sending the final flag")}.items():
+        sent, error = stream(x)
+        assert [o["Y"].tolist() for o, _ in sent] == [[x]]
+        assert error is not None and error.code is code and message in error.message
+    sent, error = stream(6)  # the instance still serves
+    assert error is None and sent[0][0]["Y"].tolist() == [6]

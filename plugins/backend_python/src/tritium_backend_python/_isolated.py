@@ -63,9 +63,10 @@ def start_stub(spec: InstanceSpec, bridge: BlsBridge) -> StubProcess:
         raise _failed(f"{spec.label}: cannot start the stub process with {spec.interpreter}: {exc}") from None
     timeout = spec.stub_timeout_s
     try:
-        for message in (("load", str(spec.model_file), spec.module_name, spec.decoupled),
-                        ("initialize", dict(spec.args))):
-            reply = stub.exchange(message, timeout)
+        # Starting the stub and importing model.py are bounded; initialize is not (it may load large weights).
+        for message, limit in ((("load", str(spec.model_file), spec.module_name, spec.decoupled), timeout),
+                               (("initialize", dict(spec.args)), None)):
+            reply = stub.exchange(message, limit)
             if reply[0] != "ok":
                 stub.kill()
                 raise _failed(f"{spec.label}: {reply[1]}")
@@ -78,7 +79,8 @@ def start_stub(spec: InstanceSpec, bridge: BlsBridge) -> StubProcess:
     except ChannelTimeout:
         stub.kill()
         raise _failed(
-            f"{spec.label}: loading the model took longer than {timeout:g} s (stub-timeout-seconds)"
+            f"{spec.label}: starting the stub and importing the model took longer than {timeout:g} s "
+            "(stub-timeout-seconds)"
         ) from None
     return stub
 

@@ -141,7 +141,9 @@ class ModelRunner:
                 self._loop = None
 
     # ------------------------------------------------------------------------------------ execute
-    def _requests(self, wire: Sequence[WireRequest], emit: Emit | None) -> list[pb_utils.InferenceRequest]:
+    def _requests(
+        self, wire: Sequence[WireRequest], emit: Emit | None, states: list[list[bool]] | None = None
+    ) -> list[pb_utils.InferenceRequest]:
         requests = []
         for index, (request_id, correlation_id, flags, parameters, requested, inputs, timeout) in enumerate(wire):
             request = pb_utils.InferenceRequest.__new__(pb_utils.InferenceRequest)
@@ -156,13 +158,18 @@ class ModelRunner:
             request._trace = None
             request._parameters = parameters
             request._release_flags = pb_utils.TRITONSERVER_REQUEST_RELEASE_ALL
-            request._response_sender = None if emit is None else self._sender(index, emit)
+            if emit is None or states is None:
+                request._response_sender = None
+            else:
+                states.append([False])
+                request._response_sender = self._sender(index, emit, states[-1])
             requests.append(request)
         return requests
 
     @staticmethod
-    def _sender(index: int, emit: Emit) -> pb_utils.InferenceResponseSender:
-        closed = [False]
+    def _sender(index: int, emit: Emit, closed: list[bool]) -> pb_utils.InferenceResponseSender:
+        """The response sender of request ``index``; ``closed[0]`` turns True once it sent the final flag
+        (or its request failed as a whole), after which dropping it reports nothing."""
 
         def send(response: pb_utils.InferenceResponse | None, flags: int) -> None:
             final = bool(flags & pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
@@ -227,10 +234,13 @@ class ModelRunner:
     def execute_decoupled(self, wire: Sequence[WireRequest], emit: Emit) -> tuple[str, str] | None:
         """Run ``execute`` of a decoupled model: responses go out through ``emit`` (possibly from other
         threads, after this returns). Returns the error of ``execute`` itself, if it raised."""
-        requests = self._requests(wire, emit)
+        states: list[list[bool]] = []
+        requests = self._requests(wire, emit, states)
         try:
             self._run(requests)
         except Exception as exc:
+            for state in states:  # the error answers every request: dropped senders report nothing more
+                state[0] = True
             return _error_of(exc)
         return None
 

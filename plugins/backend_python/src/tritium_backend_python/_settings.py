@@ -7,8 +7,8 @@ settings (server-wide defaults):
   per instance) or ``in-process``;
 - ``EXECUTION_ENV_PATH`` parameter: a virtual environment folder or a packed (conda-pack) ``.tar.gz`` whose
   interpreter runs the stub;
-- ``stub-timeout-seconds`` setting: limit for starting a stub, ``initialize``, ``auto_complete_config`` and
-  ``finalize`` (30, Triton's default);
+- ``stub-timeout-seconds`` setting: limit for starting a stub and importing ``model.py``,
+  ``auto_complete_config`` and ``finalize`` (30, Triton's default); ``initialize`` has no limit;
 - ``TRITIUM_EXECUTE_TIMEOUT_SECONDS`` parameter / ``execute-timeout-seconds`` setting: limit for one
   ``execute`` in isolated mode; 0 (default) means none.
 """
