@@ -151,3 +151,11 @@ def test_cc_model_filenames_pick_the_plan_for_the_gpu(kit, tmp_path):
     kit.write_plan(tmp_path, "m", kit.add_sub_spec(width=3), filename="ampere.plan")
     config = kit.parse_config('name: "m" cc_model_filenames { key: "8.6" value: "ampere.plan" }')
     assert list(backend.auto_complete_config(source, config).input[0].dims) == [3]
+
+
+def test_an_input_without_profile_data_uses_its_static_shape(kit, monkeypatch):
+    spec = kit.add_sub_spec(batch=False)
+    monkeypatch.setattr(kit.fake.FakeEngine, "get_tensor_profile_shape", lambda self, name, index: [(), (), ()])
+    info = info_of(kit, spec)
+    assert info.profiles[0]["INPUT0"].max == (2, 4)
+    assert info.max_batch_size((0,)) == 2

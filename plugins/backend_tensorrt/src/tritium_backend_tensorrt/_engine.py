@@ -85,8 +85,11 @@ class EngineInfo:
             ranges = {}
             for tensor in tensors:
                 if tensor.is_input and not tensor.is_shape_tensor:
-                    low, opt, high = engine.get_tensor_profile_shape(tensor.name, profile)
-                    ranges[tensor.name] = ProfileRange(dims(low), dims(opt), dims(high))
+                    low, opt, high = (dims(d) for d in engine.get_tensor_profile_shape(tensor.name, profile))
+                    if len(low) == len(high) == len(opt) == len(tensor.shape):
+                        ranges[tensor.name] = ProfileRange(low, opt, high)
+                    elif all(d >= 0 for d in tensor.shape):  # no profile data for a static input
+                        ranges[tensor.name] = ProfileRange(tensor.shape, tensor.shape, tensor.shape)
             profiles.append(ranges)
         return cls(tuple(tensors), tuple(profiles))
 
