@@ -49,7 +49,8 @@ def _batch_hint(config: ModelConfig, info: EngineInfo) -> tuple[bool | None, int
     """(True/False when config dims say batching or not, None without a hint; tensors with config dims)."""
     votes: set[bool] = set()
     with_dims = 0
-    for tensor in [*config.input, *config.output]:
+    tensors: list[Any] = [*config.input, *config.output]
+    for tensor in tensors:
         if getattr(tensor, "allow_ragged_batch", False):
             votes.add(True)
             continue

@@ -57,7 +57,7 @@ def default_loader() -> tuple[Any, DeviceApi]:
 def _make_logger(trt: Any) -> Any:
     """A TensorRT logger forwarding to Python logging and remembering the last error (for load errors)."""
 
-    class _Logger(trt.ILogger):  # type: ignore[misc, name-defined]
+    class _Logger(trt.ILogger):  # type: ignore[misc]
         def __init__(self) -> None:
             trt.ILogger.__init__(self)
             self.last_error = ""
@@ -172,21 +172,21 @@ def check_config(config: ModelConfig, info: EngineInfo) -> None:
     """The model config and the engine agree (auto-complete may have been off); ConfigError otherwise.
     Also refuses what this backend does not serve: shape tensors, non-linear formats, unmapped types."""
     name = config.name
-    for tensor in info.tensors:
-        if tensor.is_shape_tensor:
+    for engine_tensor in info.tensors:
+        if engine_tensor.is_shape_tensor:
             raise ConfigError(
-                f"unable to load model '{name}': '{tensor.name}' is a shape tensor; engines with shape tensors "
+                f"unable to load model '{name}': '{engine_tensor.name}' is a shape tensor; engines with shape tensors "
                 "are not supported by Tritium's tensorrt backend"
             )
-        if not tensor.linear_format:
+        if not engine_tensor.linear_format:
             raise ConfigError(
-                f"unable to load model '{name}': '{tensor.name}' uses a non-linear I/O format, which Tritium's "
+                f"unable to load model '{name}': '{engine_tensor.name}' uses a non-linear I/O format, which Tritium's "
                 "tensorrt backend does not support"
             )
-        if tensor.datatype is None:
+        if engine_tensor.datatype is None:
             raise ConfigError(
-                f"unable to load model '{name}': tensor '{tensor.name}' has TensorRT type {tensor.trt_type}, "
-                "which has no Triton datatype"
+                f"unable to load model '{name}': tensor '{engine_tensor.name}' has TensorRT type "
+                f"{engine_tensor.trt_type}, which has no Triton datatype"
             )
     batching = config.max_batch_size > 0
     for kind, configured, engine_tensors in (
