@@ -342,3 +342,37 @@ def test_fast_path_takes_the_common_requests() -> None:
     decoded = _decode_common(orjson.loads(header), body, len(header), "m", "", LIMIT)
     assert decoded is not None
     assert decoded[1].binary == {"Y": True} and decoded[1].default_binary
+
+
+# ------------------------------------------------------------------------- JSON values out of range
+_INT_TYPES = [DataType.INT8, DataType.INT16, DataType.INT32, DataType.INT64, DataType.UINT8, DataType.UINT16,
+              DataType.UINT32, DataType.UINT64]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(_INT_TYPES),
+    st.lists(st.integers(-(2**63), 2**63 - 1), min_size=1, max_size=300),
+    st.booleans(),
+)
+def test_out_of_range_is_exactly_what_a_cast_would_change(datatype: DataType, values: list[int], flat: bool) -> None:
+    from tritium_frontend_http._tensors import out_of_range
+
+    array = np.array(values)
+    bad = out_of_range(array, datatype, values if flat else None)
+    info = np.iinfo(datatype.numpy_dtype)
+    outside = [v for v in values if not info.min <= v <= info.max]
+    assert (bad is None) == (not outside)
+    if bad is not None:
+        assert bad in outside
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, width=64), min_size=1, max_size=300), st.booleans())
+def test_out_of_range_fp32_is_a_finite_value_past_its_range(values: list[float], flat: bool) -> None:
+    from tritium_frontend_http._tensors import out_of_range
+
+    bad = out_of_range(np.array(values), DataType.FP32, values if flat else None)
+    fmax = float(np.finfo(np.float32).max)
+    outside = [v for v in values if fmax < abs(v) < float("inf")]
+    assert (bad is None) == (not outside)

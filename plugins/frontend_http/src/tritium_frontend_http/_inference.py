@@ -427,7 +427,7 @@ def _decode_common(
                 return None
             if kinds == "iu" and array.dtype.kind == "i" and int(array.min()) < 0:
                 return None
-            if out_of_range(array, datatype) is not None:
+            if out_of_range(array, datatype, data if array.ndim == 1 else None) is not None:
                 return None
             array = array.astype(dtype, copy=False)
             array.shape = shape  # a fresh array of ``count`` elements: no view object needed

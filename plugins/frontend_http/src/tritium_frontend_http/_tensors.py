@@ -167,7 +167,7 @@ def json_to_array(
         if array.size > count:
             raise malformed(TOO_MANY)
         raise malformed(TOO_FEW)
-    bad = out_of_range(array, datatype)
+    bad = out_of_range(array, datatype, data if array.ndim == 1 else None)
     if bad is not None:
         raise malformed(
             f"Unable to parse 'data': value {bad} is out of range for data-type '{datatype.value}' of input "
@@ -176,30 +176,48 @@ def json_to_array(
     return array.reshape(shape).astype(target, copy=False)
 
 
-def out_of_range(array: np.ndarray[Any, Any], datatype: DataType) -> Any:
-    """The first JSON value that ``datatype`` cannot hold (None when all fit).
+def out_of_range(array: np.ndarray[Any, Any], datatype: DataType, values: list[Any] | None = None) -> Any:
+    """The first JSON value that ``datatype`` cannot hold (None when all fit). ``values`` may be the flat
+    JSON list ``array`` was made from: for the small arrays of most requests, Python's ``min``/``max`` over
+    it cost a fraction of numpy's reductions.
 
     Triton casts JSON numbers to the input's type without a check, so ``2**40`` for an INT32 input silently
     becomes 0 and ``1e39`` for FP32 becomes infinity; Tritium refuses them instead (INVALID_ARG).
     """
-    kind = array.dtype.kind
-    if datatype in _SIGNED or datatype in _UNSIGNED:
-        if kind not in "iu" or array.size == 0:
+    if array.dtype == datatype.numpy_dtype or array.size == 0:
+        return None  # no conversion: every value is already held
+    bounds = _INT_BOUNDS.get(datatype)
+    if bounds is not None:
+        if array.dtype.kind not in "iu":
             return None
-        info = np.iinfo(datatype.numpy_dtype)
-        low, high = array.min(), array.max()
-        if low < info.min:
-            return low.item()
-        if high > info.max:
-            return high.item()
+        if values is not None and len(values) <= _SMALL:
+            low, high = min(values), max(values)
+        else:
+            low, high = array.min().item(), array.max().item()
+        if low < bounds[0]:
+            return low
+        if high > bounds[1]:
+            return high
         return None
-    if datatype is DataType.FP32 and kind == "f" and array.size:
-        finite = array[np.isfinite(array)]
-        too_big = finite[np.abs(finite) > np.finfo(np.float32).max]
+    if datatype is DataType.FP32 and array.dtype.kind == "f":
+        if values is not None and len(values) <= _SMALL:
+            for value in values:
+                if _FP32_MAX < abs(value) < _INF:
+                    return value
+            return None
+        magnitude = np.abs(array)
+        too_big = array[(magnitude > _FP32_MAX) & np.isfinite(magnitude)]
         if too_big.size:
             return too_big[0].item()
     return None
 
+
+_INT_BOUNDS: dict[DataType, tuple[int, int]] = {
+    dt: (int(np.iinfo(dt.numpy_dtype).min), int(np.iinfo(dt.numpy_dtype).max)) for dt in _SIGNED | _UNSIGNED
+}
+_FP32_MAX = float(np.finfo(np.float32).max)
+_INF = float("inf")
+_SMALL = 256
 
 def json_bytes_elements(data: list[Any]) -> list[bytes]:
     """The strings of a JSON BYTES ``data`` array (any nesting), UTF-8 encoded.
