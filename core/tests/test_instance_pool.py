@@ -23,6 +23,7 @@ from tritium import (
     ModelInstance,
     RequestCompleted,
     RequestedOutput,
+    StatusCode,
     Tensor,
     TritiumError,
 )
@@ -156,9 +157,17 @@ async def test_classification_output_with_labels() -> None:
     pool.close()
 
 
-def test_pool_needs_instances() -> None:
-    with pytest.raises(ValueError):
-        InstancePool.from_config(config(), [], model_version=1)
+async def test_a_pool_without_instances_refuses_executions_but_counts_completions() -> None:
+    pool = InstancePool.from_config(config(), [], model_version=1)
+    assert pool.size == 0 and pool.try_acquire() is None
+    with pytest.raises(TritiumError) as info:
+        await pool.acquire()
+    assert info.value.code is StatusCode.UNSUPPORTED
+    pool.record_completion(request([[1, 2, 3, 4]]))
+    pool.record_completion(request([[1, 2, 3, 4]]), TritiumError.invalid_arg("forwarded request failed"))
+    stats = pool.statistics.as_dict()["inference_stats"]
+    assert (stats["success"]["count"], stats["fail"]["count"]) == (1, 1)
+    pool.close()
 
 
 async def test_fast_models_run_inline_and_slow_ones_on_worker_threads() -> None:
@@ -181,34 +190,34 @@ async def test_fast_models_run_inline_and_slow_ones_on_worker_threads() -> None:
         p.close()
 
 
-def _timing(us: int) -> Any:
-    from tritium._instances import _Timing
-
-    return _Timing(infer_ns=us * 1000)
-
-
 def test_inline_decision_is_robust_to_gil_waits_and_backs_off() -> None:
-    pool = InstancePool.from_config(config(), [AddSub()], model_version=1, inline_threshold_ns=200_000)
+    from tritium._inline_policy import InlinePolicy
+
+    policy = InlinePolicy(threshold_ns=200_000)
     # On worker threads most executions waited for the GIL; the fastest shows what the model costs.
     for us in [5000] * 15 + [40]:
-        pool._observe(_timing(us), inline=False)
-    assert pool._runs_inline()
+        policy.observe(us * 1000, inline=False)
+    assert policy.inline
     # Inline the median decides: a model that turns slow goes back to its threads ...
     for us in [40] * 7 + [900] * 9:
-        pool._observe(_timing(us), inline=True)
-    assert not pool._runs_inline()
+        policy.observe(us * 1000, inline=True)
+    assert not policy.inline
     # ... and is judged over a longer window before it may come back (no flapping at the edge).
     for us in [40] * 16:
-        pool._observe(_timing(us), inline=False)
-    assert not pool._runs_inline()
+        policy.observe(us * 1000, inline=False)
+    assert not policy.inline
     for us in [40] * 16:
-        pool._observe(_timing(us), inline=False)
-    assert pool._runs_inline()
+        policy.observe(us * 1000, inline=False)
+    assert policy.inline
     # A thread execution that finishes after the switch does not count for the inline window.
     for us in [900] * 40:
-        pool._observe(_timing(us), inline=False)
-    assert pool._runs_inline()
-    pool.close()
+        policy.observe(us * 1000, inline=False)
+    assert policy.inline
+    # A model whose instances block on nested requests never runs inline again.
+    policy.keep_off()
+    for us in [40] * 64:
+        policy.observe(us * 1000, inline=False)
+    assert not policy.inline
 
 
 async def test_try_execute_now_runs_fast_models_synchronously() -> None:

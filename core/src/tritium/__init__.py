@@ -14,7 +14,7 @@ from tritium._events import (
     QueueSizeChanged,
     RequestCompleted,
 )
-from tritium._instances import InstanceLease, InstancePool
+from tritium._instances import InstancePool
 from tritium._options import ServerOptions
 from tritium._server import TRITON_COMPAT_VERSION, Server, StartupError
 from tritium._service import InferenceService
@@ -25,6 +25,8 @@ from tritium.abc import (
     Backend,
     Batch,
     Frontend,
+    InstanceExecutor,
+    InstanceLease,
     InstancePlacement,
     MetricsSink,
     ModelClient,
@@ -57,6 +59,7 @@ __all__ = [
     "InferenceRequest",
     "InferenceResponse",
     "InferenceService",
+    "InstanceExecutor",
     "InstanceLease",
     "InstancePlacement",
     "InstancePool",

@@ -10,4 +10,4 @@ from tritium.hookspecs import hookimpl
 @hookimpl
 def tritium_register_schedulers() -> list[SchedulerSpec]:
     """The default scheduler, serving models whose config has no scheduling section."""
-    return [SchedulerSpec(name="default", config_section="", factory=DefaultScheduler)]
+    return [SchedulerSpec(name="default", config_section="", factory=DefaultScheduler, decoupled=True)]

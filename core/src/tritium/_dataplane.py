@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping
 from time import monotonic_ns as _monotonic_ns
 from typing import TYPE_CHECKING, Any
 
@@ -193,7 +193,7 @@ class DataPlane(InferenceService):
                 f"{request_prefix(request.id)}model '{request.model_name}' uses the decoupled transaction "
                 "policy: use a streaming API"
             )
-        infer_now = getattr(runtime.scheduler, "infer_now", None)
+        infer_now = runtime.infer_now
         if infer_now is not None:
             # Synchronous from here to the answer: no request of this one is in flight when anyone can look.
             response: InferenceResponse | None = infer_now(request)
@@ -223,25 +223,21 @@ class DataPlane(InferenceService):
         runtime = self._admit(request)
         runtime.enter()
         self._enter()
-        chain = request.call_chain
-        token = CALL_CHAIN.set((*chain, runtime.name)) if chain else None
         try:
-            if not runtime.decoupled:
-                yield await runtime.scheduler.infer(request)
-                return
-            want_empty_final = bool(request.parameters.pop(_EMPTY_FINAL_KEY, False))
-            pool = runtime.pool
-            lease = await pool.acquire()
+            # Every streaming request goes through the model's scheduler (decoupled models included). The call
+            # chain of a nested request travels on the request itself: a context variable set here would leak
+            # into the consumer between responses.
+            want_empty_final = runtime.decoupled and bool(request.parameters.pop(_EMPTY_FINAL_KEY, False))
+            stream = runtime.scheduler.infer_stream(request)
             try:
-                async for response in pool.execute_decoupled(lease, request):
-                    if response.final and not response.outputs and not want_empty_final:
+                async for response in stream:
+                    if runtime.decoupled and response.final and not response.outputs and not want_empty_final:
                         return
                     yield response
             finally:
-                pool.release(lease)
+                if isinstance(stream, AsyncGenerator):
+                    await stream.aclose()  # the scheduler's stream ends now (its instance goes back at once)
         finally:
-            if token is not None:
-                CALL_CHAIN.reset(token)
             runtime.leave()
             self._leave()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 from tritium._errors import TritiumError
 from tritium._events import QueueSizeChanged
@@ -18,6 +19,7 @@ class DefaultScheduler(Scheduler):
         self._pool = context.pool
         self._pending = 0
         self._version = str(context.model_version)
+        self._decoupled = bool(context.config.model_transaction_policy.decoupled)
 
     def pending_count(self) -> int:
         return self._pending
@@ -25,6 +27,12 @@ class DefaultScheduler(Scheduler):
     def _queue_changed(self, delta: int) -> None:
         self._pending += delta
         self._ctx.emit(QueueSizeChanged(self._ctx.model_name, self._version, self._pending))
+
+    def infer_stream(self, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:
+        """A decoupled model's request on the next free instance; a regular model's one response."""
+        if self._decoupled:
+            return self._pool.stream(request)
+        return super().infer_stream(request)
 
     def infer_now(self, request: InferenceRequest) -> InferenceResponse | None:
         """Run ``request`` synchronously when its model runs inline and an instance is free (no lease, no

@@ -35,7 +35,9 @@ from tritium._repository import (
     prepare_model,
     scan_repositories,
 )
+from tritium._servable import scheduler_for
 from tritium._stats import ModelStatistics
+from tritium._tensors import InferenceRequest, InferenceResponse
 from tritium._validation import RequestValidator
 from tritium._warmup import run_warmup
 from tritium.abc import Backend, InstancePlacement, ModelInstance, Scheduler, SchedulerContext
@@ -80,6 +82,7 @@ class LoadedVersion:
     scheduler: Scheduler
     validator: RequestValidator
     decoupled: bool
+    infer_now: Callable[[InferenceRequest], InferenceResponse | None] | None = None
     in_flight: int = 0
     idle: asyncio.Event = attrs.field(factory=asyncio.Event)
 
@@ -339,9 +342,12 @@ class ModelManager:
     async def _build(self, prepared: PreparedModel, version: int) -> LoadedVersion:
         config = prepared.config
         started = time.monotonic()
+        spec = scheduler_for(config, prepared.backend_name, self.host)
         client = self.client_for(config.name) if self.client_for is not None else None
-        async with self._load_slots:
-            instances = await asyncio.to_thread(self._create_instances, prepared, version, client)
+        instances: list[ModelInstance] = []
+        if spec.needs_instances:
+            async with self._load_slots:
+                instances = await asyncio.to_thread(self._create_instances, prepared, version, client)
         statistics = self._statistics(config.name, version)
         pool = InstancePool.from_config(
             config, instances, model_version=version, labels=prepared.labels,
@@ -350,24 +356,22 @@ class ModelManager:
         )
         if client is not None:
             client.on_blocking_call = pool.keep_executions_on_threads
-        section = _scheduling_section(config)
-        spec = self.host.schedulers.get(section)
-        if spec is None:
-            pool.close()
-            raise TritiumError.unsupported(
-                f"model '{config.name}' uses '{section}', but no installed scheduler plugin serves it "
-                "(see `tritium plugins`)"
-            )
         context = SchedulerContext(
             model_name=config.name, model_version=version, config=config, pool=pool,
             clock_ns=time.monotonic_ns, emit=self._emit, options=self._scheduler_options,
             models=client if client is not None else UnreachableModels(),
         )
-        scheduler = spec.factory(context)
+        try:
+            scheduler = spec.factory(context)
+        except BaseException:
+            await asyncio.to_thread(pool.close)
+            raise
         loaded = LoadedVersion(
             name=config.name, version=version, config=config, pool=pool, scheduler=scheduler,
             validator=RequestValidator(config),
             decoupled=bool(config.model_transaction_policy.decoupled),
+            # The data plane skips infer_now for schedulers that keep the default (always None).
+            infer_now=scheduler.infer_now if type(scheduler).infer_now is not Scheduler.infer_now else None,
         )
         self._emit(ModelLoaded(config.name, str(version), time.monotonic() - started))
         return loaded
@@ -378,8 +382,6 @@ class ModelManager:
         """Create every instance of every instance group (on this worker thread), then warm each up.
         ``client`` is the model's way to other models (:attr:`tritium.abc.ModelSource.models`)."""
         config = prepared.config
-        if prepared.backend_name == "ensemble":
-            raise TritiumError.unsupported("ensemble models need an ensemble scheduler plugin")
         backend = self.backend(prepared.backend_name)
         source = model_source(
             prepared.directory, config, version, self.host.backends[prepared.backend_name],
@@ -555,9 +557,4 @@ class ModelManager:
                 await self.load(name, directories=found)
             except TritiumError as exc:
                 _log.error("failed to load '%s': %s", name, exc)
-
-
-def _scheduling_section(config: ModelConfig) -> str:
-    which = config.WhichOneof("scheduling_choice")
-    return which or ""
 

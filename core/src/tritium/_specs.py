@@ -52,11 +52,19 @@ class BackendSpec:
 @attrs.define(frozen=True, slots=True)
 class SchedulerSpec:
     """A scheduler serving models whose config has the section ``config_section`` (the name of the
-    ``scheduling_choice`` oneof field, e.g. ``"dynamic_batching"``), or ``""`` for models with none."""
+    ``scheduling_choice`` oneof field, e.g. ``"dynamic_batching"``), or ``""`` for models with none.
+
+    ``decoupled``: the scheduler serves decoupled models (it overrides :meth:`tritium.Scheduler.infer_stream`);
+    a decoupled model under a scheduler without it does not load. ``needs_instances``: False for a scheduler
+    that answers requests without instances of its own model (an ensemble forwards them to other models through
+    :attr:`tritium.SchedulerContext.models`); the model then needs no backend and gets an executor with no
+    instances."""
 
     name: str
     config_section: str
     factory: Callable[[SchedulerContext], Scheduler]
+    decoupled: bool = False
+    needs_instances: bool = True
 
 
 @attrs.define(frozen=True, slots=True)

@@ -1,13 +1,17 @@
-"""The objects that plugins provide and the kernel drives.
+"""The objects that plugins provide and the kernel drives, and the kernel objects plugins drive.
 
 Hooks only declare components (see :mod:`tritium.hookspecs`); the work is done by the objects below, which
 the kernel creates through the factories those declarations name. Everything on the request path is a method
-of one of these objects.
+of one of these objects. Plugins implement :class:`Backend` / :class:`ModelInstance`, :class:`Scheduler`,
+:class:`Frontend` and :class:`MetricsSink`; the kernel implements :class:`InstanceExecutor` (what a scheduler
+runs requests with) and :class:`ModelClient` (how a scheduler or an instance reaches other models). Every
+method the kernel calls on a plugin object is declared here, optional ones with their default.
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +24,6 @@ from tritium._tensors import InferenceRequest, InferenceResponse
 if TYPE_CHECKING:
     from tritium._errors import TritiumError
     from tritium._events import Event
-    from tritium._instances import InstancePool
     from tritium.config import ModelConfig
 
 
@@ -134,6 +137,92 @@ class ModelInstance(abc.ABC):
         """Release the instance's resources; called once when its model version is unloaded."""
 
 
+@attrs.define(slots=True, eq=False)
+class InstanceLease:
+    """A claim on one free instance, from :meth:`InstanceExecutor.acquire` until :meth:`InstanceExecutor.release`.
+
+    ``index`` tells the instances of a model apart (0..size-1); ``running`` is the kernel's (the execution in
+    progress on it, so that a release waits for it).
+    """
+
+    instance: ModelInstance
+    index: int
+    running: asyncio.Future[Any] | None = None
+
+
+class InstanceExecutor(abc.ABC):
+    """How a scheduler runs requests on its model's instances (:attr:`SchedulerContext.pool`).
+
+    A scheduler decides which requests run together and when; the executor leases a free instance
+    (:meth:`acquire`, first come first served), executes a batch on it (:meth:`execute`: concatenating the
+    requests' inputs, calling the instance on its own thread, slicing the outputs back per request, recording
+    Triton's statistics and the metrics events) and takes it back (:meth:`release`). Requests a scheduler
+    answers without an execution are accounted for with :meth:`reject` (failed before reaching an instance:
+    timeout, queue full, cancelled) or :meth:`record_completion` (answered otherwise, e.g. forwarded to other
+    models). The kernel implements it; schedulers never see the kernel's classes.
+    """
+
+    @property
+    @abc.abstractmethod
+    def size(self) -> int:
+        """Number of instances (0 for a model served without instances, such as an ensemble)."""
+
+    @abc.abstractmethod
+    def free_count(self) -> int:
+        """Instances not leased right now."""
+
+    @abc.abstractmethod
+    async def acquire(self) -> InstanceLease:
+        """Wait (first come, first served) until an instance is free and lease it. Cancelling the waiting task
+        gives up the wait (an instance handed over meanwhile goes to the next waiter)."""
+
+    @abc.abstractmethod
+    def try_acquire(self) -> InstanceLease | None:
+        """Lease a free instance if there is one (and nobody waits for one), without waiting."""
+
+    @abc.abstractmethod
+    def release(self, lease: InstanceLease) -> None:
+        """Give the instance back (deferred until its execution ends if the caller gave up waiting for it)."""
+
+    @abc.abstractmethod
+    async def execute(
+        self, lease: InstanceLease, requests: Sequence[InferenceRequest]
+    ) -> list[InferenceResponse | TritiumError]:
+        """Run ``requests`` as one execution of the leased instance: one result per request, in order (an
+        error fails only its request). The execution finishes, and is counted, even if the awaiting task is
+        cancelled."""
+
+    @abc.abstractmethod
+    def execute_stream(self, lease: InstanceLease, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:
+        """Run a decoupled model on one request (:meth:`ModelInstance.execute_decoupled`), yielding each
+        response as the model sends it; the last one has ``final=True`` (an empty one when the model ended
+        with ``send(None, True)``)."""
+
+    @abc.abstractmethod
+    def reject(self, request: InferenceRequest, error: TritiumError) -> None:
+        """Count a request that failed before it reached an instance (timeout, queue full, cancelled)."""
+
+    @abc.abstractmethod
+    def record_completion(self, request: InferenceRequest, error: TritiumError | None = None) -> None:
+        """Count a request the scheduler answered without executing it here (e.g. forwarded to other models
+        through :attr:`SchedulerContext.models`): a success when ``error`` is None, else a failure."""
+
+    def try_execute_now(self, requests: Sequence[InferenceRequest]) -> list[InferenceResponse | TritiumError] | None:
+        """Run ``requests`` synchronously on the calling (event loop) thread when the model runs its
+        executions inline (fast models) and an instance is free; None otherwise (then acquire and execute).
+        The default: None."""
+        return None
+
+    async def stream(self, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:
+        """A decoupled request on the next free instance: acquire, :meth:`execute_stream`, release."""
+        lease = await self.acquire()
+        try:
+            async for response in self.execute_stream(lease, request):
+                yield response
+        finally:
+            self.release(lease)
+
+
 class Backend(abc.ABC):
     """A framework adapter: turns a model version directory and its configuration into instances."""
 
@@ -165,9 +254,10 @@ class Backend(abc.ABC):
 
 @attrs.define(frozen=True, slots=True)
 class SchedulerContext:
-    """What a scheduler gets: the model's normalized config, its instance pool, a clock, and the other models.
+    """What a scheduler gets: the model's normalized config, its instances, a clock, and the other models.
 
-    ``pool`` executes batches on free instances and records statistics; ``clock_ns`` is monotonic
+    ``pool`` executes batches on free instances and records statistics (:class:`InstanceExecutor`; no
+    instances for a scheduler whose spec says ``needs_instances=False``); ``clock_ns`` is monotonic
     nanoseconds (replaceable in tests); ``emit`` sends metrics events (queue size changes); ``models``
     submits requests to other loaded models (ensembles), scoped to this model (the default answers
     UNAVAILABLE: no models are reachable outside a server).
@@ -176,7 +266,7 @@ class SchedulerContext:
     model_name: str
     model_version: int
     config: ModelConfig
-    pool: InstancePool
+    pool: InstanceExecutor
     clock_ns: Callable[[], int]
     emit: Callable[[Event], None]
     options: Mapping[str, Any] = attrs.field(factory=dict)
@@ -184,7 +274,13 @@ class SchedulerContext:
 
 
 class Scheduler(abc.ABC):
-    """Decides when and with which other requests a request is executed."""
+    """Decides when and with which other requests a request is executed.
+
+    The data plane validates a request, then calls :meth:`infer_now` (when overridden), else :meth:`infer`;
+    requests over a streaming API, and every request of a decoupled model, go to :meth:`infer_stream`. During
+    shutdown it calls :meth:`abort_pending` (past the exit timeout) and :meth:`close`; the metrics read
+    :meth:`pending_count`.
+    """
 
     @abc.abstractmethod
     async def infer(self, request: InferenceRequest) -> InferenceResponse:
@@ -193,6 +289,23 @@ class Scheduler(abc.ABC):
         Cancelling the awaiting task cancels the request: it must then never be executed if it has
         not started.
         """
+
+    def infer_now(self, request: InferenceRequest) -> InferenceResponse | None:
+        """The response at once, synchronously, when the request can be answered without waiting (a fast
+        model running inline on a free instance, see :meth:`InstanceExecutor.try_execute_now`); None when it
+        has to wait, and then nothing happened (the data plane goes on with :meth:`infer`). Raises the
+        request's error. The default: None (always :meth:`infer`)."""
+        return None
+
+    async def infer_stream(self, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:
+        """The responses of a streaming request: 0..N for a decoupled model, the last one ``final=True`` (an
+        empty final response when the model ended without data); exactly one for a regular model.
+
+        The default yields the one response of :meth:`infer`. A scheduler that serves decoupled models
+        overrides this (for instance with :meth:`InstanceExecutor.stream`) and says so with
+        ``SchedulerSpec(decoupled=True)``; models whose config sets ``decoupled: true`` load only under such a
+        scheduler."""
+        yield await self.infer(request)
 
     def pending_count(self) -> int:
         """Requests queued and not yet handed to an instance (``nv_inference_pending_request_count``)."""

@@ -2,7 +2,7 @@
 
 Requests wait on a future while queued. The batcher task waits for a free instance (rejecting timed-out
 requests meanwhile), asks the queue what to send (:meth:`BatchQueue.form`), waits for the queue delay when
-told to, and executes each batch as one :meth:`tritium.InstancePool.execute` call in a task of its own, so
+told to, and executes each batch as one :meth:`tritium.InstanceExecutor.execute` call in a task of its own, so
 it can immediately form the next batch for the next free instance. The pool concatenates and splits the
 tensors and records Triton's statistics; this module only decides who goes with whom, and when.
 """
@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from tritium import FailureReason as _FailureReason
 from tritium import (
     InferenceRequest,
     InferenceResponse,
+    InstanceExecutor,
     InstanceLease,
     QueueSizeChanged,
     Scheduler,
@@ -27,9 +28,6 @@ from tritium import (
 from tritium_scheduler_dynamic._queue import BatchQueue, Entry
 from tritium_scheduler_dynamic._settings import BatcherSettings
 from tritium_scheduler_dynamic._shapes import batch_key
-
-if TYPE_CHECKING:
-    from tritium import InstancePool
 
 _log = logging.getLogger(__name__)
 
@@ -59,7 +57,8 @@ class DynamicBatcher(Scheduler):
 
     def __init__(self, ctx: SchedulerContext, settings: BatcherSettings | None = None) -> None:
         self._ctx = ctx
-        self._pool: InstancePool = ctx.pool
+        self._pool: InstanceExecutor = ctx.pool
+        self._decoupled = bool(ctx.config.model_transaction_policy.decoupled)
         self._clock = ctx.clock_ns
         if settings is None:
             settings = BatcherSettings.from_config(ctx.config, ctx.options)
@@ -111,6 +110,15 @@ class DynamicBatcher(Scheduler):
                 self._pool.reject(request, TritiumError.cancelled())
                 self._queue_changed()
             raise
+
+    def infer_stream(self, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:
+        """A decoupled model's request runs on its own, on the next free instance (no batching: its responses
+        come one by one); a regular model's request is batched as :meth:`infer` batches it."""
+        if self._decoupled:
+            if self._closing:
+                raise TritiumError.unavailable(_log_prefix(request) + STOPPING_MESSAGE)
+            return self._pool.stream(request)
+        return super().infer_stream(request)
 
     def pending_count(self) -> int:
         return len(self._queue)

@@ -16,4 +16,6 @@ def create_scheduler(ctx: SchedulerContext) -> Scheduler:
 
 @hookimpl
 def tritium_register_schedulers() -> Sequence[SchedulerSpec]:
-    return [SchedulerSpec(name="dynamic", config_section="dynamic_batching", factory=create_scheduler)]
+    return [
+        SchedulerSpec(name="dynamic", config_section="dynamic_batching", factory=create_scheduler, decoupled=True)
+    ]
