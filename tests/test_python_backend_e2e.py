@@ -27,7 +27,8 @@ IN_PROCESS = '\nparameters { key: "TRITIUM_EXECUTION_MODE" value { string_value:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, tritium_serve_factory: Any) -> Any:
     repo = tmp_path_factory.mktemp("python-models")
-    for name in ("add_sub", "repeat", "bls_sync", "bls_async", "bls_decoupled", "identity_auto", "errors"):
+    for name in ("add_sub", "repeat", "bls_sync", "bls_async", "bls_decoupled", "bls_async_decoupled",
+                 "identity_auto", "errors"):
         shutil.copytree(MODELS / name, repo / name)
     shutil.copytree(MODELS / "add_sub", repo / "add_sub_inprocess")
     config = (repo / "add_sub" / "config.pbtxt").read_text().replace('name: "add_sub"', 'name: "add_sub_inprocess"')
@@ -173,11 +174,12 @@ def test_bls_async_runs_two_calls_at_once(server: Any) -> None:
     client.close()
 
 
-def test_bls_decoupled_iterates_a_stream(server: Any) -> None:
+@pytest.mark.parametrize("model", ["bls_decoupled", "bls_async_decoupled"])
+def test_bls_decoupled_iterates_a_stream(server: Any, model: str) -> None:
     client = grpcclient.InferenceServerClient(server.grpc_address)
     values = grpcclient.InferInput("IN", [5], "INT32")
     values.set_data_from_numpy(np.array([1, 2, 3, 4, 5], np.int32))
-    result = client.infer("bls_decoupled", [values])
+    result = client.infer(model, [values])
     assert result.as_numpy("SUM").tolist() == [15]
     assert result.as_numpy("COUNT").tolist() == [5]
     client.close()

@@ -509,7 +509,7 @@ class InferenceRequest:
         context = contextvars.copy_context()
         if decoupled:
             stream = await loop.run_in_executor(None, context.run, runtime.infer_stream, self)
-            return _BufferedStream(await loop.run_in_executor(None, context.run, list, stream))
+            return _AsyncStream(stream, loop, context)
         return await loop.run_in_executor(None, context.run, runtime.infer, self)
 
     def _check_bls(self) -> None:
@@ -523,21 +523,31 @@ class InferenceRequest:
         return f"InferenceRequest(model_name={self._model_name!r}, request_id={self._request_id!r})"
 
 
-class _BufferedStream:
-    """The responses of an ``async_exec(decoupled=True)`` call, iterable like ``exec(decoupled=True)``'s."""
+class _AsyncStream:
+    """The responses of ``async_exec(decoupled=True)``: ``async for`` takes each as it arrives without blocking
+    the event loop; a plain ``for`` works too (blocking, like ``exec(decoupled=True)``'s iterator)."""
 
-    def __init__(self, responses: list[InferenceResponse]) -> None:
-        self._responses = responses
+    def __init__(
+        self, stream: Iterator[InferenceResponse], loop: asyncio.AbstractEventLoop, context: contextvars.Context
+    ) -> None:
+        self._stream = stream
+        self._loop = loop
+        self._context = context
 
     def __iter__(self) -> Iterator[InferenceResponse]:
-        return iter(self._responses)
+        return self._stream
 
-    def __aiter__(self) -> Any:
-        return self._aiter()
+    def __aiter__(self) -> _AsyncStream:
+        return self
 
-    async def _aiter(self) -> Any:
-        for response in self._responses:
-            yield response
+    async def __anext__(self) -> InferenceResponse:
+        item = await self._loop.run_in_executor(None, self._context.run, self._next)
+        if item is None:
+            raise StopAsyncIteration
+        return item
+
+    def _next(self) -> InferenceResponse | None:
+        return next(self._stream, None)
 
 
 class InferenceResponse:
