@@ -255,6 +255,7 @@ def tls_certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
 # ------------------------------------------------------------------------------------------------------
 
 IMAGE_TESTS_ENV = "TRITIUM_IMAGE_TESTS"
+TEST_CA_BASE = "localhost/tritium-test/debian-ca:bookworm"
 TEST_PYTHON_BASE = "localhost/tritium-test/python:3.11"
 TEST_PROMETHEUS_IMAGE = "localhost/tritium-test/prometheus:bookworm"
 CPU_IMAGE = "localhost/tritium-test/tritium:cpu"
@@ -350,15 +351,17 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
 
 @pytest.fixture(scope="session")
 def test_bases(podman: Podman) -> dict[str, str]:
-    """The test-only Debian, Python and Prometheus images (deploy/testing/build-test-bases.sh)."""
+    """The test-only Debian (with the build CA, no Python), Python and Prometheus images
+    (deploy/testing/build-test-bases.sh)."""
     script = ROOT / "deploy" / "testing" / "build-test-bases.sh"
+    names = {"CA_BASE": TEST_CA_BASE, "PYTHON_BASE": TEST_PYTHON_BASE, "PROMETHEUS_IMAGE": TEST_PROMETHEUS_IMAGE}
     result = subprocess.run(
-        [str(script)], env={**podman.env, "PYTHON_BASE": TEST_PYTHON_BASE, "PROMETHEUS_IMAGE": TEST_PROMETHEUS_IMAGE},
+        [str(script)], env={**podman.env, **names},
         capture_output=True, text=True, timeout=900, check=False,
     )
     if result.returncode != 0:
         pytest.fail(f"building the test base images failed:\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}")
-    return {"python": TEST_PYTHON_BASE, "prometheus": TEST_PROMETHEUS_IMAGE}
+    return {"debian": TEST_CA_BASE, "python": TEST_PYTHON_BASE, "prometheus": TEST_PROMETHEUS_IMAGE}
 
 
 @pytest.fixture(scope="session")

@@ -80,7 +80,7 @@ def _slow_reference(x: np.ndarray, repo: Path) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example repository plus ``slow``, world-readable (the container's user is uid 1000)."""
+    """The example repository plus ``slow``, world-readable (the container's user is uid 10001)."""
     repo = tmp_path_factory.mktemp("image-repository") / "models"
     subprocess.run([sys.executable, str(ROOT / "examples" / "build_repository.py"), str(repo)], check=True)
     _build_slow_model(repo)
@@ -121,7 +121,7 @@ def _simple_inputs(module: Any) -> list[Any]:
 def test_image_metadata(podman: Any, cpu_image: str) -> None:
     image = json.loads(podman("inspect", cpu_image).stdout)[0]
     config = image["Config"]
-    assert config["User"] == "1000:1000"
+    assert config["User"] == "10001:10001"
     assert config["Entrypoint"] == ["tritium"]
     assert config["Cmd"] == ["serve", "--model-repository=/models"]
     assert {"8000/tcp", "8001/tcp", "8002/tcp"} <= set(config["ExposedPorts"])
@@ -135,7 +135,7 @@ def test_image_metadata(podman: Any, cpu_image: str) -> None:
 def test_serves_http_grpc_metrics_hardened(podman: Any, cpu_image: str, repository: Path) -> None:
     name, ports = _start(podman, cpu_image, repository, "--model-control-mode=explicit", "--load-model=simple")
     podman.wait_healthy(name, f"http://127.0.0.1:{ports[8000]}/v2/health/ready")
-    assert podman("exec", name, "id", "-u").stdout.strip() == "1000"
+    assert podman("exec", name, "id", "-u").stdout.strip() == "10001"
     assert "tritium" in podman("exec", name, "cat", "/proc/1/cmdline").stdout  # the server is PID 1
     write = podman("exec", name, "touch", "/opt/tritium/x", check=False)
     assert write.returncode != 0 and "Read-only file system" in write.stderr
@@ -156,7 +156,7 @@ def test_serves_http_grpc_metrics_hardened(podman: Any, cpu_image: str, reposito
 
 def test_https_and_mutual_tls(podman: Any, cpu_image: str, repository: Path, tls_certificates: dict) -> None:
     certs = tls_certificates["ca"].parent
-    certs.chmod(0o755)  # the container's user (uid 1000) reads the mounted files
+    certs.chmod(0o755)  # the container's user (uid 10001) reads the mounted files
     name, ports = _start(
         podman, cpu_image, repository,
         "--model-control-mode=explicit", "--load-model=simple",
@@ -183,6 +183,28 @@ def test_https_and_mutual_tls(podman: Any, cpu_image: str, repository: Path, tls
     # The image's HEALTHCHECK follows TRITIUM_HEALTHCHECK_URL. With mutual TLS it cannot present a client
     # certificate, so it reports unhealthy: deployments with mTLS probe over TCP or gRPC instead (docs).
     assert podman("healthcheck", "run", name, check=False).returncode != 0
+
+
+def test_gpu_dockerfile_installs_python_and_runs(podman: Any, test_bases: dict[str, str]) -> None:
+    """Dockerfile.gpu on a Debian base without Python (it installs python3.11 itself) with a small plugin set:
+    the same multi-stage, hash-locked, non-root build from the gpu lock (nvidia-ml-py for GPU metrics). The
+    CUDA frameworks (onnxruntime-gpu, torch) are not downloaded here, and no GPU is needed to start it."""
+    image = "localhost/tritium-test/tritium:gpu-structure"
+    started = time.monotonic()
+    podman(
+        "build", "--format", "docker", "--layers", "-f", str(ROOT / "deploy" / "docker" / "Dockerfile.gpu"),
+        "--build-arg", f"BASE_IMAGE={test_bases['debian']}",
+        "--build-arg", "PLUGINS=frontend_http metrics_prometheus[gpu]", "-t", image, str(ROOT), timeout=1500,
+    )
+    print(f"built {image} in {time.monotonic() - started:.1f} s")
+    name = podman.run_detached(*HARDENED, "-p", "127.0.0.1::8000", "-p", "127.0.0.1::8002", image,
+                               "serve", "--model-repository=/models", "--model-control-mode=explicit")
+    ports = _ports(podman, name)
+    podman.wait_healthy(name, f"http://127.0.0.1:{ports[8000]}/v2/health/ready")
+    assert podman("exec", name, "id", "-u").stdout.strip() == "10001"
+    assert podman("exec", name, "python3.11", "-c", "import pynvml").returncode == 0
+    assert requests.get(f"http://127.0.0.1:{ports[8002]}/metrics", timeout=10).status_code == 200
+    assert podman("healthcheck", "run", name, check=False).returncode == 0
 
 
 @attrs.frozen
