@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from tritium_backend_python._channel import Channel
 from tritium_backend_python._convert import outputs_from_wire, wire_tensor
-from tritium_backend_python._runner import tensor_from_wire
+from tritium_backend_python._runner import tensor_from_wire, tensor_to_wire
 
 from tritium import DataType
 
@@ -98,7 +98,7 @@ def test_round_trip_through_the_stub_channel(wire, data, channel_pair):
     assert tensor.triton_dtype() == NUMBERS[wire]
     assert same(tensor.as_numpy(), array)
     stub.reset_arena()
-    stub.send(("result", [pb_utils._tensor_to_wire(pb_utils.Tensor("OUT", tensor.as_numpy()))]))
+    stub.send(("result", [tensor_to_wire(pb_utils.Tensor("OUT", tensor.as_numpy()))]))
     _, outputs = server.receive()
     back = outputs_from_wire(outputs)["OUT"]
     assert same(back, array)

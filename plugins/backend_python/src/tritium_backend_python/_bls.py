@@ -15,6 +15,7 @@ import numpy as np
 
 import tritium
 from tritium import DataType, TritiumError
+from tritium_backend_python._channel import unpack_array
 from tritium_backend_python._convert import wire_tensor
 
 WireResponse = tuple[Any, dict[str, Any], "tuple[str, str] | None"]
@@ -28,7 +29,8 @@ NO_CLIENT = (
 def _kernel_request(wire: tuple[Any, ...]) -> tritium.InferenceRequest:
     model_name, model_version, request_id, correlation_id, flags, timeout_us, parameters, requested, inputs = wire
     tensors: dict[str, tritium.Tensor] = {}
-    for name, datatype, array in inputs:
+    for name, datatype, packed in inputs:
+        array = unpack_array(packed)
         kind = DataType(datatype)
         if kind is DataType.BF16 and array.dtype.kind == "u":
             array = array.view(kind.numpy_dtype)

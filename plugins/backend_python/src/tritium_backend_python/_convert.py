@@ -13,17 +13,19 @@ import numpy as np
 
 import tritium
 from tritium import DataType, StatusCode, TritiumError
+from tritium_backend_python._channel import pack_array, unpack_array
 
 _BF16 = DataType.BF16
 _STATUS = {code.value: code for code in StatusCode}
 
 
 def wire_tensor(name: str, datatype: DataType, data: np.ndarray[Any, Any]) -> tuple[str, str, Any]:
-    """``(name, wire datatype, array)``; BF16 travels as its uint16 bits."""
+    """``(name, wire datatype, array)``; BF16 travels as its uint16 bits, small arrays packed (see
+    :func:`tritium_backend_python._channel.pack_array`)."""
     if datatype is _BF16:
         contiguous = data if data.flags.c_contiguous else data.copy()
-        return name, "BF16", contiguous.view(np.uint16)
-    return name, datatype.value, data
+        return name, "BF16", pack_array(contiguous.view(np.uint16))
+    return name, datatype.value, pack_array(data)
 
 
 def request_to_wire(request: tritium.InferenceRequest) -> tuple[Any, ...]:
@@ -59,7 +61,8 @@ def error_from_wire(code: str, message: str) -> TritiumError:
 
 def outputs_from_wire(outputs: Sequence[tuple[str, str, Any]]) -> dict[str, np.ndarray[Any, Any]]:
     result: dict[str, np.ndarray[Any, Any]] = {}
-    for name, datatype, array in outputs:
+    for name, datatype, packed in outputs:
+        array = unpack_array(packed)
         if datatype == "BF16" and array.dtype.kind == "u":
             array = array.view(_BF16.numpy_dtype)
         result[name] = array

@@ -28,6 +28,8 @@ from typing import Any
 
 import triton_python_backend_utils as pb_utils
 
+from tritium_backend_python._channel import pack_array, unpack_array
+
 WireTensor = tuple[str, str, Any]
 WireRequest = tuple[str, "int | str", int, dict[str, Any], list[str], list[WireTensor], int]
 Result = tuple[Any, ...]
@@ -182,7 +184,7 @@ class ModelRunner:
             if error is not None:
                 emit(index, None, final, (error.code_name(), error.message()))
                 return
-            emit(index, [pb_utils._tensor_to_wire(t) for t in response.output_tensors()], final, None)
+            emit(index, [tensor_to_wire(t) for t in response.output_tensors()], final, None)
 
         def released() -> None:
             # The model dropped the sender without the final flag: end the stream rather than hang it.
@@ -226,7 +228,7 @@ class ModelRunner:
         if error is not None:
             return ("error", error.code_name(), error.message())
         try:
-            outputs = [pb_utils._tensor_to_wire(t) for t in response.output_tensors()]
+            outputs = [tensor_to_wire(t) for t in response.output_tensors()]
         except Exception as exc:
             return ("error", "INTERNAL", f"invalid output tensor: {_describe(exc)}")
         return ("ok", outputs, response._parameters_dict())
@@ -253,9 +255,16 @@ class ModelRunner:
 
 
 # ------------------------------------------------------------------------------------------------ BLS
+def tensor_to_wire(tensor: pb_utils.Tensor) -> WireTensor:
+    """What crosses to the server for a tensor: ``(name, datatype, array or packed small array)``."""
+    name, datatype, array = pb_utils._tensor_to_wire(tensor)
+    return name, datatype, pack_array(array)
+
+
 def tensor_from_wire(name: str, datatype: str, array: Any) -> pb_utils.Tensor:
     """A tensor the server sent. BF16 crosses as its uint16 bits (the model's environment may lack
     ml_dtypes); it becomes ``ml_dtypes.bfloat16`` here when that is installed."""
+    array = unpack_array(array)
     if datatype == "BF16" and array.dtype.kind == "u":
         bf16 = pb_utils._bfloat16()
         if bf16 is not None:
@@ -274,7 +283,7 @@ def request_to_wire(request: pb_utils.InferenceRequest) -> tuple[Any, ...]:
         request.timeout(),
         request._parameters_dict(),
         request.requested_output_names(),
-        [pb_utils._tensor_to_wire(t) for t in request.inputs()],
+        [tensor_to_wire(t) for t in request.inputs()],
     )
 
 
