@@ -33,6 +33,10 @@ def server(tmp_path_factory: pytest.TempPathFactory, tritium_serve_factory: Any)
     shutil.copytree(MODELS / "add_sub", repo / "add_sub_inprocess")
     config = (repo / "add_sub" / "config.pbtxt").read_text().replace('name: "add_sub"', 'name: "add_sub_inprocess"')
     (repo / "add_sub_inprocess" / "config.pbtxt").write_text(config + IN_PROCESS)
+    shutil.copytree(MODELS / "add_sub", repo / "add_sub_custom_file")
+    (repo / "add_sub_custom_file" / "1" / "model.py").rename(repo / "add_sub_custom_file" / "1" / "custom.py")
+    config = (repo / "add_sub" / "config.pbtxt").read_text().replace('name: "add_sub"', 'name: "add_sub_custom_file"')
+    (repo / "add_sub_custom_file" / "config.pbtxt").write_text(config + 'default_model_filename: "custom.py"\n')
     shutil.copytree(MODELS / "repeat", repo / "repeat_inprocess")
     config = (repo / "repeat" / "config.pbtxt").read_text().replace('name: "repeat"', 'name: "repeat_inprocess"')
     (repo / "repeat_inprocess" / "config.pbtxt").write_text(config + IN_PROCESS)
@@ -48,7 +52,7 @@ def fp32_inputs(module: Any) -> tuple[list[Any], np.ndarray, np.ndarray]:
     return inputs, a, b
 
 
-@pytest.mark.parametrize("model", ["add_sub", "add_sub_inprocess"])
+@pytest.mark.parametrize("model", ["add_sub", "add_sub_inprocess", "add_sub_custom_file"])
 def test_add_sub_over_http_and_grpc(server: Any, model: str) -> None:
     for module, url in ((httpclient, server.http_url), (grpcclient, server.grpc_address)):
         client = module.InferenceServerClient(url)
