@@ -10,7 +10,7 @@ import threading
 from collections.abc import Mapping
 
 import tritium
-from tritium import ConfigError, DataType, TritiumError
+from tritium import ConfigError, DataType
 from tritium.config import ModelConfig, is_decoupled, model_config_from_json, model_config_to_json
 from tritium_backend_python._bls import BlsBridge
 from tritium_backend_python._channel import ChannelClosed, ChannelTimeout
@@ -138,7 +138,4 @@ class PythonBackend(tritium.Backend):
             batching=batching, args=args, input_types=input_types, interpreter=interpreter,
             stub_timeout_s=settings.stub_timeout_s, execute_timeout_s=settings.execute_timeout_s,
         )
-        try:
-            return IsolatedInstance(spec, bridge)
-        except TritiumError:
-            raise
+        return IsolatedInstance(spec, bridge)

@@ -29,7 +29,7 @@ from tritium_backend_python._convert import (
     request_to_wire,
     results_to_outputs,
 )
-from tritium_backend_python._stub_process import CONTINUE, StubProcess
+from tritium_backend_python._stub_process import CONTINUE, StubProcess, describe_exit
 
 _log = logging.getLogger("tritium.backend.python")
 
@@ -109,8 +109,6 @@ class IsolatedInstance(tritium.ModelInstance):
         with self._lock:
             if self._closed or stub is not self._stub:
                 return
-            from tritium_backend_python._stub_process import describe_exit
-
             _log.error("%s: the stub process (pid %d) exited unexpectedly (%s); restarting it",
                        self.spec.label, stub.pid, describe_exit(code))
             stub.kill()

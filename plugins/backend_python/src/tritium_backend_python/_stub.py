@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import triton_python_backend_utils as pb_utils
@@ -117,7 +118,6 @@ def serve(channel: Channel) -> None:
     runner: ModelRunner | None = None
     model_class: type | None = None
     decoupled = False
-    send_lock = threading.Lock()
     while True:
         try:
             message = channel.receive(_CONTROL, route=route)
@@ -134,15 +134,12 @@ def serve(channel: Channel) -> None:
             execution = message[1]
 
             def emit(index: int, outputs: Any, final: bool, error: Any, execution: int = execution) -> None:
-                with send_lock:
-                    channel.send(("response", execution, index, outputs, final, error))
+                channel.send(("response", execution, index, outputs, final, error))  # thread-safe
 
             channel.send(("executed", execution, runner.execute_decoupled(message[2], emit)))
         elif kind == "load":
             _, model_file, module_name, decoupled = message
             try:
-                from pathlib import Path
-
                 model_class = load_model_class(Path(model_file), module_name)
             except ModelLoadError as exc:
                 channel.send(("failed", str(exc)))
