@@ -24,6 +24,9 @@ The served examples (``make serve``; docs/examples.md shows how to query each on
 - ``image_preprocess``, ``token_stream`` (decoupled), ``classify_pipeline`` (BLS over
   ``image_classification_model``): Python-backend models (``model.py``), copied from ``examples/python/`` by
   ``examples/python_models.py``.
+- ``simple_torchscript``, ``simple_aoti``: ``simple`` as a TorchScript ``model.pt`` and as an AOTInductor
+  ``model.pt2`` (pytorch backend), built by ``examples/torch_models.py``; left out without torch
+  (``simple_aoti`` also without a C++ compiler).
 - ``simple_versions``: three versions (1, 2, 3) of INPUT0 INT32 [4] -> OUTPUT0 = INPUT0 + version, with a
   version policy serving only versions 1 and 3.
 
@@ -415,6 +418,7 @@ def build_repository(out: Path) -> list[str]:
     for version in (1, 2, 3):
         _write_model(out, "simple_versions", add_constant_model(version), VERSIONS_CONFIG, version)
     names = list(EXAMPLE_MODELS) + _sibling("tf_models").build_tf_examples(out)  # TensorFlow SavedModel
+    names += _sibling("torch_models").build_torch_examples(out)  # PyTorch: TorchScript and AOTInductor
     return names + _sibling("python_models").build_python_examples(out)  # Python backend (model.py)
 
 

@@ -10,9 +10,10 @@ Served examples:
 - ``simple_aoti``: the same computation on FP32 as an AOTInductor package ``model.pt2`` (platform
   ``torch_aoti``, made by ``torch.export`` + ``torch._inductor.aoti_compile_and_package``), its tensors
   named the forward-based way: ``ARGS[0]``, ``ARGS[1]`` -> ``RESULT[0]``, ``RESULT[1]``. Compiling needs a
-  C++ compiler; without one (or without torch) the model is skipped and the builder says so. A package is
-  compiled once: a folder whose stamp matches is not rebuilt (compiling takes ~15 s and its bytes differ
-  from run to run).
+  C++ compiler; without one (or without torch) the model is skipped and the builder says so. Compiling takes
+  ~15 s and gives different bytes each time, so the package is compiled once per machine and torch version
+  into a cache (``$TRITIUM_EXAMPLES_CACHE``, default ``~/.cache/tritium/examples``) and copied from there:
+  builds stay fast and byte-identical.
 
 Builders tests and benchmarks reuse: :func:`add_sub_module`, :func:`mlp_module`, :func:`save_torchscript`,
 :func:`export_aoti`. torch is imported only inside them.
@@ -20,15 +21,18 @@ Builders tests and benchmarks reuse: :func:`add_sub_module`, :func:`mlp_module`,
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
+import platform
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 BUILDER_VERSION = "tritium torch_models 1"
-STAMP = "tritium_builder.txt"
-"""Written beside ``simple_aoti``'s config; a matching stamp (builder version + torch version) skips the
-compile."""
+"""Part of the AOTInductor cache key: change it when a packaged example changes."""
+CACHE_ENV = "TRITIUM_EXAMPLES_CACHE"
 
 SIMPLE_TORCHSCRIPT_CONFIG = """\
 name: "simple_torchscript"
@@ -175,14 +179,42 @@ def build_torch_examples(out: Path) -> list[str]:
         return names
     names.append("simple_aoti")
     aoti_dir = out / "simple_aoti"
-    stamp = f"{BUILDER_VERSION}\ntorch {torch.__version__}\n"
-    package = aoti_dir / "1" / "model.pt2"
-    if not (package.is_file() and (aoti_dir / STAMP).is_file() and (aoti_dir / STAMP).read_text() == stamp):
+
+    def compile_simple_aoti(path: Path) -> None:
         example = torch.zeros(2, 16)
-        export_aoti(add_sub_module(), (example, example.clone()), package)
-        _write_text(aoti_dir / STAMP, stamp)
+        export_aoti(add_sub_module(), (example, example.clone()), path)
+
+    _write_bytes(aoti_dir / "1" / "model.pt2", cached_package("simple_aoti", compile_simple_aoti).read_bytes())
     _write_text(aoti_dir / "config.pbtxt", SIMPLE_AOTI_CONFIG)
     return names
+
+
+def cached_package(name: str, compile_to: Any) -> Path:
+    """The AOTInductor package ``name`` from the cache, compiled with ``compile_to(path)`` on a miss. The key
+    holds the builder version, the torch version and the machine (packages hold native code)."""
+    import torch
+
+    key = hashlib.sha256(
+        f"{BUILDER_VERSION}|{name}|{torch.__version__}|{platform.machine()}|{platform.system()}".encode()
+    ).hexdigest()[:16]
+    cache = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "tritium" / "examples")
+    cached = cache / f"{name}-{key}.pt2"
+    if not cached.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            built = Path(tmp) / "model.pt2"
+            compile_to(built)
+            built.replace(cached)  # atomic: concurrent builders each publish a complete package
+    return cached
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    if path.is_file() and path.read_bytes() == data:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -1,10 +1,11 @@
 """End to end over the example model repository (examples/build_repository.py): every example model through
 the in-process API, and through HTTP and gRPC with NVIDIA's unmodified ``tritonclient``, each result checked
-against the framework (ONNX Runtime, TensorFlow) run directly on the same model file and inputs."""
+against the framework (ONNX Runtime, TensorFlow, PyTorch) run directly on the same model file and inputs."""
 
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,10 @@ CASES: dict[str, dict[str, np.ndarray]] = {
 """Inputs for each served example model (every one of them is listed here)."""
 if importlib.util.find_spec("tensorflow") is not None:  # the TensorFlow example is built only with TensorFlow
     CASES["simple_savedmodel"] = {"INPUT0": SIMPLE_A, "INPUT1": SIMPLE_B}
+if importlib.util.find_spec("torch") is not None:  # the PyTorch examples are built only with torch
+    CASES["simple_torchscript"] = {"INPUT__0": SIMPLE_A, "INPUT__1": SIMPLE_B}
+    if any(shutil.which(cc) for cc in ("c++", "g++", "clang++")):  # AOTInductor compiles C++
+        CASES["simple_aoti"] = {"ARGS[0]": SIMPLE_A.astype(np.float32), "ARGS[1]": SIMPLE_B.astype(np.float32)}
 
 
 def _wire(array: np.ndarray) -> str:
@@ -59,11 +64,26 @@ def tf_reference(savedmodel: Path, inputs: dict[str, np.ndarray]) -> dict[str, A
     return {name: tensor.numpy() for name, tensor in outputs.items()}
 
 
+def torch_reference(version_dir: Path, inputs: dict[str, np.ndarray]) -> dict[str, Any]:
+    """PyTorch's own answer: the TorchScript module (outputs ``OUTPUT__<i>``) or the AOTInductor package
+    (outputs ``RESULT[<i>]``) called directly, inputs in their ordinal order."""
+    import torch
+
+    args = [torch.from_numpy(inputs[name]) for name in sorted(inputs)]
+    if (version_dir / "model.pt").is_file():
+        results = torch.jit.load(str(version_dir / "model.pt"))(*args)
+        return {f"OUTPUT__{i}": r.numpy() for i, r in enumerate(results)}
+    results = torch._inductor.aoti_load_package(str(version_dir / "model.pt2"))(*args)
+    return {f"RESULT[{i}]": r.numpy() for i, r in enumerate(results)}
+
+
 def reference(repo: Path, model: str, inputs: dict[str, np.ndarray], version: int = 1) -> dict[str, Any]:
     """ONNX Runtime's own answer for the model file, with strings decoded/encoded as the backend does
-    (TensorFlow's for a SavedModel)."""
+    (TensorFlow's for a SavedModel, PyTorch's for a model.pt or model.pt2)."""
     if (repo / model / str(version) / "model.savedmodel").is_dir():
         return tf_reference(repo / model / str(version) / "model.savedmodel", inputs)
+    if any((repo / model / str(version) / name).is_file() for name in ("model.pt", "model.pt2")):
+        return torch_reference(repo / model / str(version), inputs)
     session = ort.InferenceSession(str(repo / model / str(version) / "model.onnx"),
                                    providers=["CPUExecutionProvider"])
     feeds = {

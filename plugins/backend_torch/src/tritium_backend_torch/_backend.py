@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -35,6 +36,7 @@ DEFAULT_MODEL_FILENAME = "model.pt"
 AOTI_MODEL_FILENAME = "model.pt2"
 INSTALL_HINT = "install torch (pip install 'tritium-backend-torch[cpu]', or '[gpu]' for a CUDA build)"
 AOTI_AUTO_COMPLETE_OPTION = "aoti-auto-complete"
+OMP_WAIT_POLICY = "OMP_WAIT_POLICY"
 
 _log = logging.getLogger("tritium_backend_torch")
 
@@ -73,6 +75,7 @@ class TorchBackend(Backend):
             path = Path(source.model_file)
             if not path.is_file():
                 return config
+            _before_importing_torch()
             return complete_from_package(config, path, model_name=source.name)
         _log.warning(
             "skipping model configuration auto-complete for '%s': not supported for pytorch backend", source.name
@@ -83,6 +86,7 @@ class TorchBackend(Backend):
         self, source: ModelSource, config: ModelConfig, placement: InstancePlacement
     ) -> ModelInstance:
         """One instance on the placement's device: a TorchScript module or an AOTInductor package."""
+        _before_importing_torch()
         name = source.name
         aoti = config.platform == AOTI_PLATFORM
         _check_tensors(config, name, aoti=aoti)
@@ -146,6 +150,13 @@ class TorchBackend(Backend):
                     torch.set_num_interop_threads(parameters.inter_op_threads)
                 except RuntimeError as exc:  # only possible before any inter-op work started
                     _log.warning("INTER_OP_THREAD_COUNT not applied: %s", exc)
+
+
+def _before_importing_torch() -> None:
+    """Let idle OpenMP workers sleep instead of spinning (unless the user chose): PyTorch's intra-op workers
+    otherwise busy-wait after every operator and starve the server's event loop, which shares the cores
+    (measured in bench/RESULTS.md). OpenMP reads this once, when torch is first imported."""
+    os.environ.setdefault(OMP_WAIT_POLICY, "PASSIVE")
 
 
 def availability() -> str | None:
