@@ -27,8 +27,6 @@ BENCHMARKS = (
     ("TensorFlow backend", [str(HERE / "tf_backend.py")]),
     ("PyTorch backend, MLP hidden 1024", [str(HERE / "torch_batching.py"), "--hidden", "1024", "--section", "mlp1024"]),
     ("PyTorch backend, MLP hidden 4096", [str(HERE / "torch_batching.py"), "--hidden", "4096", "--section", "mlp4096"]),
-    ("PyTorch backend, MLP hidden 1024", [str(HERE / "torch_batching.py"), "--hidden", "1024", "--section", "mlp1024"]),
-    ("PyTorch backend, MLP hidden 4096", [str(HERE / "torch_batching.py"), "--hidden", "4096", "--section", "mlp4096"]),
 )
 
 
