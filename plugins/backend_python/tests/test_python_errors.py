@@ -231,3 +231,33 @@ def test_decoupled_errors_end_the_stream(model_from_source, load, parameters):
         assert error is not None and error.code is code and message in error.message
     sent, error = stream(6)  # the instance still serves
     assert error is None and sent[0][0]["Y"].tolist() == [6]
+
+
+def test_unloading_during_a_hung_execution_does_not_hang(model_from_source, tmp_path):
+    import threading
+
+    from tritium_backend_python import PythonBackend
+
+    from tritium.config import normalize_model_config
+
+    backend = PythonBackend({"stub-timeout-seconds": "1"})
+    source, config = model_from_source("hung", ERRORS_MODEL, CONFIG)
+    instance = backend.create_instance(source, normalize_model_config(config, model_name="hung", source="h"),
+                                       _placement())
+    failures: list[BaseException] = []
+
+    def execute() -> None:
+        try:
+            run(instance, 5)  # sleeps 60 s in the model
+        except TritiumError as exc:
+            failures.append(exc)
+
+    worker = threading.Thread(target=execute)
+    worker.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    instance.close()
+    worker.join(20)
+    assert time.monotonic() - started < 20
+    assert not worker.is_alive() and len(failures) == 1
+    assert instance._stub is None

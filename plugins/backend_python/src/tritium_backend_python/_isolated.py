@@ -93,6 +93,7 @@ class IsolatedInstance(tritium.ModelInstance):
         self._bridge = bridge
         self._lock = threading.Lock()
         self._closed = False
+        self._closing = False
         self._executions = itertools.count(1)
         self._stub: StubProcess | None = start_stub(spec, bridge)
         self._watch(self._stub)
@@ -117,6 +118,8 @@ class IsolatedInstance(tritium.ModelInstance):
 
     def _restart(self) -> None:
         """Start a new stub (with the lock held); failures are logged and retried at the next execution."""
+        if self._closing:
+            return
         try:
             stub = start_stub(self.spec, self._bridge)
         except TritiumError as exc:
@@ -201,7 +204,16 @@ class IsolatedInstance(tritium.ModelInstance):
 
     # ------------------------------------------------------------------------------------- close
     def close(self) -> None:
-        with self._lock:
+        """Finalize the model and end its stub. An execution still running after ``stub-timeout-seconds``
+        (a hung model) is cut short by killing the stub, so that unloading never hangs."""
+        self._closing = True
+        if not self._lock.acquire(timeout=self.spec.stub_timeout_s):
+            stub = self._stub
+            if stub is not None:
+                _log.error("%s: an execution is still running at unload; killing the stub process", self.spec.label)
+                stub.kill()
+            self._lock.acquire()
+        try:
             if self._closed:
                 return
             self._closed = True
@@ -210,6 +222,8 @@ class IsolatedInstance(tritium.ModelInstance):
                 error = stub.stop(self.spec.stub_timeout_s)
                 if error:
                     _log.error("%s: %s", self.spec.label, error)
+        finally:
+            self._lock.release()
 
 
 def _expect_result(message: Any) -> Any:
