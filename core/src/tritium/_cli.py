@@ -246,8 +246,9 @@ def _repo_parser() -> _Parser:
         "check",
         help="validate model repositories without serving them",
         description="Validate model repositories without serving: every model's configuration is parsed, "
-        "its backend resolved, auto-completed by the backend and normalized, and its version folders "
-        "checked. Exits 1 when any model has a problem.",
+        "its backend resolved, auto-completed by the backend and normalized, and everything serve checks "
+        "before loading is checked (version folders and model files, backend availability, schedulers). "
+        "Exits 1 when any model has a problem.",
         allow_abbrev=False,
     )
     check.add_argument("repositories", nargs="+", metavar="DIR", help="model repository directories")
@@ -304,7 +305,9 @@ def _repo_check(
     err: TextIO,
 ) -> int:
     from tritium._flags import parse_bool
+    from tritium._lifecycle import detect_gpu_count
     from tritium._repository import backend_options_for, prepare_model, scan_repositories
+    from tritium._servable import check_servable
     from tritium.abc import Backend
     from tritium.config import model_config_to_json
 
@@ -348,6 +351,7 @@ def _repo_check(
         return backend
 
     scan = scan_repositories(options.model_repositories)
+    gpu_count = detect_gpu_count()
     results: list[dict[str, Any]] = []
     for name, paths in sorted(scan.duplicates.items()):
         where = ", ".join(str(p) for p in paths)
@@ -355,7 +359,9 @@ def _repo_check(
     for name, directory in sorted(scan.models.items()):
         entry: dict[str, Any] = {"name": name, "path": str(directory.path)}
         try:
-            prepared = prepare_model(directory, host, options, backend_for=backend_for)
+            # Exactly what loading checks before creating instances (tritium._servable).
+            prepared = prepare_model(directory, host, options, backend_for=backend_for, gpu_count=gpu_count)
+            check_servable(prepared, host, backend_for)
         except _EXPECTED as exc:
             entry.update(ok=False, error=str(exc))
         except Exception as exc:

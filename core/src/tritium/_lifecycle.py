@@ -35,7 +35,7 @@ from tritium._repository import (
     prepare_model,
     scan_repositories,
 )
-from tritium._servable import scheduler_for
+from tritium._servable import check_servable, scheduler_for
 from tritium._stats import ModelStatistics
 from tritium._tensors import InferenceRequest, InferenceResponse
 from tritium._validation import RequestValidator
@@ -164,6 +164,9 @@ class ModelManager:
             spec = self.host.backends.get(name)
             if spec is None:
                 raise TritiumError.unavailable(f"backend '{name}' is not installed")
+            reason = spec.availability() if spec.availability is not None else None
+            if reason:  # the plugin's own cheap check, as `tritium plugins` and `repo check` read it
+                raise TritiumError.unavailable(f"backend '{name}' is unavailable: {reason}")
             backend = spec.factory(backend_options_for(self.options, name))
             reason = backend.availability()
             if reason:
@@ -282,10 +285,7 @@ class ModelManager:
             directory, self.host, self.options, backend_for=self.backend,
             config_override=config_override, gpu_count=self.gpu_count,
         )
-        if not prepared.versions:
-            raise ConfigError(
-                f"at least one version must be available under the version policy of model '{directory.name}'"
-            )
+        check_servable(prepared, self.host, self.backend)
         return prepared
 
     def _materialize(self, record: ModelRecord, files: Mapping[str, bytes]) -> ModelDirectory:

@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tritium._errors import TritiumError
+from tritium._errors import ConfigError, TritiumError
+from tritium._repository import PreparedModel, model_source
 from tritium._specs import SchedulerSpec
+from tritium.abc import Backend
 
 if TYPE_CHECKING:
     from tritium._plugins import PluginHost
@@ -41,3 +45,45 @@ def scheduler_for(config: ModelConfig, backend_name: str, host: PluginHost) -> S
             f"'{spec.name}' needs model instances"
         )
     return spec
+
+
+def check_servable(
+    prepared: PreparedModel, host: PluginHost, backend_for: Callable[[str], Backend]
+) -> SchedulerSpec:
+    """Everything that would make loading ``prepared`` fail before its backend creates an instance, raised as
+    the load raises it (ConfigError / TritiumError naming the file and the reason): no version to serve, a
+    version folder without the model file its backend loads, a backend that is not installed or unavailable
+    (``backend_for`` raises), a scheduling section no installed scheduler serves. Returns the scheduler."""
+    config = prepared.config
+    model_dir = prepared.directory.path
+    if not prepared.versions:
+        if not any(p.is_dir() and p.name.isdigit() and not p.name.startswith("0") for p in _entries(model_dir)):
+            raise ConfigError(
+                f"{model_dir}: model '{config.name}' has no version folder (a numeric folder such as "
+                f"{model_dir / '1'} holding the model file)"
+            )
+        raise ConfigError(
+            f"{model_dir}: at least one version must be available under the version policy of model "
+            f"'{config.name}'"
+        )
+    spec = scheduler_for(config, prepared.backend_name, host)
+    if not spec.needs_instances:
+        return spec
+    backend_for(prepared.backend_name)
+    backend_spec = host.backends[prepared.backend_name]
+    for version in prepared.versions:
+        source = model_source(prepared.directory, config, version, backend_spec, {})
+        if not source.model_file.exists():
+            what = "is empty" if not any(_entries(source.version_dir)) else f"has no '{source.model_file.name}'"
+            raise ConfigError(
+                f"{source.model_file}: not found: version folder {source.version_dir} of model '{config.name}' "
+                f"{what} (backend '{prepared.backend_name}' loads its model from that file)"
+            )
+    return spec
+
+
+def _entries(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
