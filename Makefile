@@ -10,7 +10,7 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 PYTEST_ARGS ?=
 
-.PHONY: install serve test lint typecheck examples bench clean prometheus proto
+.PHONY: install serve test lint typecheck examples bench clean prometheus proto container-tools image-test
 
 install: $(STAMP)
 
@@ -39,6 +39,19 @@ prometheus:
 
 test: install examples prometheus
 	$(PY) -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
+
+# Container image tests (deploy/): podman, buildah, runc, debootstrap and the CNI DNS plugin are installed here
+# when missing (as root); without a working podman the tests skip with the reason. Bounded to 40 minutes.
+CONTAINER_PACKAGES := podman buildah runc debootstrap uidmap golang-github-containernetworking-plugin-dnsname
+container-tools:
+	@command -v podman >/dev/null 2>&1 && command -v debootstrap >/dev/null 2>&1 && [ -x /usr/lib/cni/dnsname ] || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(CONTAINER_PACKAGES)) >/dev/null \
+			|| echo "warning: could not install $(CONTAINER_PACKAGES); the image tests will skip"; \
+		else echo "warning: podman/debootstrap missing (apt-get install $(CONTAINER_PACKAGES)); the image tests will skip"; fi; }
+
+image-test: install container-tools
+	TRITIUM_IMAGE_TESTS=1 timeout 2400 $(PY) -m pytest -q tests/test_deploy_image.py tests/test_deploy_compose.py $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

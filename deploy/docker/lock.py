@@ -6,11 +6,12 @@
 
 The ``.in`` file is derived, never edited by hand: every third-party runtime dependency of the kernel and of
 every plugin under ``plugins/``, plus each plugin's extra named after the flavour (``cpu``: onnxruntime,
-tensorflow-cpu ...; ``gpu``: onnxruntime-gpu, torch with CUDA, nvidia-ml-py ...); the ``build`` flavour locks
-the build backends (``[build-system] requires``) the images build Tritium's wheels with. ``pip lock`` (pip >= 25.1, PEP 751) resolves
-it for CPython 3.11 on Linux x86_64 against PyPI alone (local wheel folders and pip configuration are
-ignored, so every hash is PyPI's), and the result is written as a requirements file with ``--hash`` lines
-that any pip installs in hash-checking mode. The Dockerfiles install the subset a build's plugins need.
+tensorflow-cpu ...; ``gpu``: onnxruntime-gpu, torch with CUDA, nvidia-ml-py ...); the ``build`` flavour
+locks the build backends (``[build-system] requires``) the images build Tritium's wheels with. ``pip lock``
+(pip >= 25.1, PEP 751) resolves it for CPython 3.11 on Linux x86_64 against PyPI alone (local wheel
+folders and pip configuration are ignored, so every hash is PyPI's), and the result is written as a
+requirements file with ``--hash`` lines that any pip installs in hash-checking mode. The Dockerfiles
+install the subset a build's plugins need.
 """
 
 from __future__ import annotations
