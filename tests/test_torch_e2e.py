@@ -94,6 +94,11 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # KIND_GPU on a machine without CUDA: the kernel's soft placement decides where the instances go.
     write(out, "torch_gpu_group", Identity(), tensor_config(
         "torch_gpu_group", "FP32", "4", extra="instance_group [ { kind: KIND_GPU count: 2 } ]"))
+    # default_model_filename names another file in the version folder
+    BUILDER.save_torchscript(Identity(), out / "torch_custom_file" / "1" / "weights.pt")
+    (out / "torch_custom_file" / "config.pbtxt").write_text(
+        tensor_config("torch_custom_file", "INT16", "2") + 'default_model_filename: "weights.pt"\n'
+    )
     # warmup samples run through the instance before the model is ready
     write(out, "torch_warmed", Identity(), tensor_config("torch_warmed", "FP32", "4", extra="""
         model_warmup [ { name: "zeros" batch_size: 2
@@ -169,6 +174,11 @@ def test_gpu_group_follows_the_kernels_placement(inprocess: Any) -> None:
     assert server.service.model_ready("torch_gpu_group")
     x = sample("FP32", (2, 4))
     assert_same(_infer(inprocess, "torch_gpu_group", {"INPUT__0": x})["OUTPUT__0"], x)
+
+
+def test_default_model_filename_is_honoured(inprocess: Any) -> None:
+    x = sample("INT16", (2, 2))
+    assert_same(_infer(inprocess, "torch_custom_file", {"INPUT__0": x})["OUTPUT__0"], x)
 
 
 def test_warmed_model_is_ready(inprocess: Any) -> None:

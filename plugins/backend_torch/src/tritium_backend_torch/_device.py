@@ -48,7 +48,7 @@ class Device:
                 f"but PyTorch sees {count} CUDA device(s)"
             )
         device = torch.device("cuda", placement.device_id)
-        return cls(device, torch.cuda.Stream(device=device))
+        return cls(device, torch.cuda.Stream(device=device))  # type: ignore[no-untyped-call]
 
     @contextlib.contextmanager
     def running(self) -> Iterator[None]:

@@ -73,7 +73,7 @@ def bind_inputs(
         return Binding(Convention.FORWARD_ARGUMENT, {name: arguments.index(name) for name in config_inputs})
     indexes = [named_index(name) for name in config_inputs]
     if all(index is not None for index in indexes):
-        positions = {name: int(index) for name, index in zip(config_inputs, indexes, strict=True)}
+        positions = {name: index for name, index in zip(config_inputs, indexes, strict=True) if index is not None}
         _check_positions(model_name, "input", positions, len(arguments), "arguments of forward")
         return Binding(Convention.NAMED_INDEX, positions)
     return Binding(Convention.CONFIG_ORDER, {name: i for i, name in enumerate(config_inputs)})
@@ -87,7 +87,7 @@ def bind_outputs(model_name: str, config_outputs: Sequence[str]) -> Binding:
     if all(index is not None for index in indexes):
         return Binding(
             Convention.NAMED_INDEX,
-            {name: int(index) for name, index in zip(config_outputs, indexes, strict=True)},
+            {name: index for name, index in zip(config_outputs, indexes, strict=True) if index is not None},
         )
     return Binding(Convention.CONFIG_ORDER, {name: i for i, name in enumerate(config_outputs)})
 

@@ -55,7 +55,7 @@ def load_module(path: Path, device: Any, model_name: str) -> Any:
     import torch
 
     try:
-        module = torch.jit.load(str(path), map_location=device)
+        module = torch.jit.load(str(path), map_location=device)  # type: ignore[no-untyped-call]
     except Exception as exc:
         raise TritiumError(StatusCode.INTERNAL, f"failed to load model '{model_name}': {_first_line(exc)}") from exc
     module.eval()
