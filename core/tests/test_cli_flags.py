@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import tritium
-from tritium import ConfigError, FrontendSpec, MetricsSinkSpec, OptionSpec, PluginError, ServerOptions
+from tritium import ConfigError, FrontendSpec, MetricsSinkSpec, OptionSpec, PluginError, ServerOptions, install_command
 from tritium._flags import KERNEL_OPTIONS, TRITON_ONLY_FLAGS
 from tritium._serve_args import ServeInvocation, UsageError, parse_serve_args
 
@@ -271,7 +271,7 @@ def test_flag_of_a_plugin_not_installed(flag: str, plugin: str, dist: str, kind:
     with pytest.raises(UsageError) as caught:
         parse(*REPO, f"{flag}=1")
     assert str(caught.value) == (
-        f"flag {flag} belongs to the {kind} plugin {plugin!r}, which is not installed: pip install {dist}"
+        f"flag {flag} belongs to the {kind} plugin {plugin!r}, which is not installed: {install_command(dist)}"
     )
 
 
@@ -280,7 +280,7 @@ def test_http_port_message_when_http_plugin_missing() -> None:
         parse(*REPO, "--http-port", "8000", plugins=PLUGINS[:1])
     assert str(caught.value) == (
         "flag --http-port belongs to the frontend plugin 'frontend_http', which is not installed: "
-        "pip install tritium-frontend-http"
+        + install_command("tritium-frontend-http")
     )
 
 

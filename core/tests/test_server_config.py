@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import tritium
-from tritium import ConfigError, FrontendSpec, MetricsSinkSpec, OptionSpec
+from tritium import ConfigError, FrontendSpec, MetricsSinkSpec, OptionSpec, install_command
 from tritium._plugins import PluginHost
 from tritium._serve_args import UsageError, parse_serve_args
 from tritium._server_config import (
@@ -252,7 +252,7 @@ def test_file_errors_name_the_key_path(
         (
             "[frontend.grpc]\nport = 8001\n",
             "server.toml: frontend.grpc: no frontend named 'grpc' is installed (installed: http): "
-            "pip install tritium-frontend-grpc",
+            + install_command("tritium-frontend-grpc"),
         ),
         (
             "[frontend.sagemaker]\nport = 8001\n",

@@ -14,6 +14,7 @@ from tritium._events import (
     QueueSizeChanged,
     RequestCompleted,
 )
+from tritium._install import install_command
 from tritium._instances import InstancePool
 from tritium._options import ServerOptions
 from tritium._server import TRITON_COMPAT_VERSION, Server, StartupError
@@ -93,5 +94,6 @@ __all__ = [
     "protocol",
     "hookimpl",
     "hookspec",
+    "install_command",
     "__version__",
 ]

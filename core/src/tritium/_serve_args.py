@@ -30,6 +30,7 @@ from tritium._flags import (
     family_of,
     parse_bool,
 )
+from tritium._install import install_command
 from tritium._options import ServerOptions
 from tritium._plugins import PluginHost, plugin_reference
 from tritium._server_config import (
@@ -293,7 +294,7 @@ def _not_installed(family: PluginFamily, flag: str, host: PluginHost) -> UsageEr
         return UsageError(f"flag {flag} belongs to {owner}, which is disabled (--disable-plugin {family.plugin})")
     if info is not None and info.error:
         return UsageError(f"flag {flag} belongs to {owner}, which failed to load: {info.error}")
-    return UsageError(f"flag {flag} belongs to {owner}, which is not installed: pip install {family.distribution}")
+    return UsageError(f"flag {flag} belongs to {owner}, which is not installed: {install_command(family.distribution)}")
 
 
 def _plugin_loaded(host: PluginHost, plugin: str) -> bool:

@@ -39,6 +39,7 @@ import yaml
 
 from tritium._errors import ConfigError
 from tritium._flags import KERNEL_OPTIONS, PLUGIN_FAMILIES, KernelOption
+from tritium._install import install_command
 from tritium._options import ServerOptions
 from tritium._plugins import value_matches
 
@@ -276,7 +277,7 @@ def _missing_component(host: PluginHost, kind: str, name: str) -> str:
             blocked = {info.name for info in host.plugins() if info.blocked}
             if family.plugin in blocked:
                 return f"{message}; its plugin {family.plugin!r} is disabled (--disable-plugin)"
-            return f"{message}: pip install {family.distribution}"
+            return f"{message}: {install_command(family.distribution)}"
     return message
 
 

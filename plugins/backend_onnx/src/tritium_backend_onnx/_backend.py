@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tritium import Backend, ConfigError, InstancePlacement, ModelInstance, ModelSource, TritiumError
+from tritium import Backend, ConfigError, InstancePlacement, ModelInstance, ModelSource, TritiumError, install_command
 from tritium_backend_onnx._autocomplete import DEFAULT_MAX_BATCH_SIZE, auto_complete, validate
 from tritium_backend_onnx._configutil import parse_int
 from tritium_backend_onnx._instance import OnnxInstance, runtime_error
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 BACKEND_NAME = "onnxruntime"
 PLATFORM = "onnxruntime_onnx"
 DEFAULT_MODEL_FILENAME = "model.onnx"
-INSTALL_HINT = "install onnxruntime (pip install 'tritium-backend-onnx[cpu]')"
+INSTALL_HINT = f"install onnxruntime ({install_command('tritium-backend-onnx', 'cpu')})"
 
 
 class OnnxBackend(Backend):

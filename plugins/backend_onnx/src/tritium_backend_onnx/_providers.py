@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from tritium import ConfigError, TritiumError
+from tritium import ConfigError, TritiumError, install_command
 from tritium_backend_onnx._configutil import parameter, parse_bool, parse_int
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def select_providers(
             raise TritiumError.unavailable(
                 "a GPU instance needs ONNX Runtime's CUDA execution provider, which this onnxruntime lacks "
                 f"(available: {', '.join(available)}); install onnxruntime-gpu "
-                "(pip install 'tritium-backend-onnx[gpu]') or use instance_group { kind: KIND_CPU }"
+                f"({install_command('tritium-backend-onnx', 'gpu')}) or use instance_group {{ kind: KIND_CPU }}"
             )
         providers.extend(_gpu_providers(config, device_id, available))
     providers.extend(_cpu_accelerators(config, available))
