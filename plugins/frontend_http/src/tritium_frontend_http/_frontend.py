@@ -28,6 +28,8 @@ class HttpFrontend(tritium.Frontend):
         self._site: web.TCPSite | None = None
 
     async def start(self) -> None:
+        if self._runner is not None:
+            return  # already serving: starting twice must not bind a second listener
         server = InferenceServer(
             self.app,
             handler_cancellation=True,
