@@ -19,6 +19,11 @@ from tritium.config import ModelConfig
 torch = pytest.importorskip("torch")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # PyTorch 2.13 marks torch.jit.script/save/load deprecated; TorchScript is what pytorch_libtorch serves.
+    config.addinivalue_line("filterwarnings", r"ignore:`torch\.jit\.\w+` is deprecated:DeprecationWarning")
+
+
 # --------------------------------------------------------------------------------------------- modules
 class AddSub(torch.nn.Module):
     """forward(a, b) -> (a + b, a - b)."""

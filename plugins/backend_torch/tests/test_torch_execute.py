@@ -211,6 +211,15 @@ def test_output_index_past_the_results(torch_models, tmp_path):
         run(instance, {"INPUT__0": np.ones(2, np.float32)})
 
 
+def test_requested_outputs(torch_models, tmp_path):
+    instance = load(torch_models, tmp_path, "add_sub", ADD_SUB.format(i0="a", i1="b", o0="OUTPUT__0", o1="OUTPUT__1"))
+    ones = np.ones((1, 4), np.int32)
+    assert set(run(instance, {"a": ones, "b": ones}, 1, outputs=("OUTPUT__1",))) == {"OUTPUT__1"}
+    with pytest.raises(TritiumError) as info:
+        run(instance, {"a": ones, "b": ones}, 1, outputs=("NOPE",))
+    assert info.value.code is StatusCode.INVALID_ARG and "unexpected inference output 'NOPE'" in info.value.message
+
+
 def test_a_model_writing_into_its_input_never_touches_the_request(torch_models, tmp_path):
     instance = load(torch_models, tmp_path, "in_place", ONE_FP32)
     received = np.frombuffer(np.ones(2, np.float32).tobytes(), np.float32).reshape(1, 2)  # read-only view

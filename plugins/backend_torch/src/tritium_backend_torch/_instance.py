@@ -73,6 +73,9 @@ class TorchInstance(ModelInstance, abc.ABC):
         if self._closed:
             raise TritiumError.unavailable(f"model '{self._model_name}' instance is closed")
         names = sorted(batch.requested_outputs) if batch.requested_outputs else self._all_outputs
+        unknown = [name for name in names if name not in self._outputs]
+        if unknown:
+            raise TritiumError.invalid_arg(f"unexpected inference output '{unknown[0]}' for model '{self._model_name}'")
         device = self._device
         try:
             with self._grad_mode(), device.running():
