@@ -80,6 +80,15 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     started.stop()
 
 
+@pytest.fixture(autouse=True)
+def still_serving(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test (every case of a hypothesis test included: each sends requests that would fail on
+    a dead server), the server is live and answers a correct inference over HTTP and gRPC."""
+    yield
+    if "server" in request.fixturenames:
+        assert_serves(request.getfixturevalue("server"))
+
+
 @pytest.fixture(scope="module")
 def secret_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("secret") / "secret.txt"
