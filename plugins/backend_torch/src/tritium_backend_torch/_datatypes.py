@@ -63,13 +63,13 @@ def torch_dtype(datatype: DataType) -> Any:
     return getattr(torch, _TORCH_NAMES[datatype])
 
 
+_BY_TORCH_NAME: dict[str, DataType] = {name: datatype for datatype, name in _TORCH_NAMES.items()}
+
+
 def datatype_of(dtype: Any) -> DataType | None:
-    """The Triton datatype of a ``torch.dtype``, None when Triton has none (complex, float8, ...)."""
-    name = str(dtype).removeprefix("torch.")
-    for datatype, torch_name in _TORCH_NAMES.items():
-        if torch_name == name:
-            return datatype
-    return None
+    """The Triton datatype of a ``torch.dtype`` (or its name, e.g. ``"float32"``), None when Triton has none
+    (complex, float8, ...)."""
+    return _BY_TORCH_NAME.get(str(dtype).removeprefix("torch."))
 
 
 def to_tensor(array: Array, device: Any) -> Any:

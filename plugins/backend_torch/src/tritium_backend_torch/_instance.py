@@ -194,13 +194,15 @@ class ScriptInstance(TorchInstance):
         module = self._module
         if module is None:
             raise TritiumError.unavailable(f"model '{self._model_name}' instance is closed")
+        # forward itself, not module(...): nn.Module's hook machinery costs more than a small model (and
+        # Triton's backend calls forward directly too)
         if self._dict_input:
-            result = module(dict(values))
+            result = module.forward(dict(values))
         else:
             args: list[Any] = [None] * self._argument_count
             for plan in self._inputs:
                 args[plan.position] = values[plan.name]
-            result = module(*args)
+            result = module.forward(*args)
         return script_results(result)
 
     def _drop(self) -> None:
