@@ -134,10 +134,10 @@ def test_mutual_tls_refuses_certificate_from_another_ca(
          "--http-server-cert"),
     ],
 )
-def test_bad_tls_flags_refuse_to_start(example_repository: Path, flags: tuple[str, ...], message: str) -> None:
+def test_bad_tls_flags_refuse_to_start(tmp_path: Path, flags: tuple[str, ...], message: str) -> None:
     tritium = str(Path(sys.executable).parent / "tritium")
     result = subprocess.run(
-        [tritium, "serve", f"--model-repository={example_repository}", "--model-control-mode=none",
+        [tritium, "serve", f"--model-repository={tmp_path}", "--model-control-mode=none",
          "--http-port=0", "--grpc-port=0", "--metrics-port=0", "--http-address=127.0.0.1",
          "--grpc-address=127.0.0.1", "--metrics-address=127.0.0.1", *flags],
         capture_output=True, text=True, timeout=60, check=False,
