@@ -44,13 +44,13 @@ def auto_complete(
             for info in infos:
                 _set_type(field.add(name=info.name), info, model_name)
         for tensor in field:
-            info = next((i for i in infos if i.name == tensor.name), None)
-            if info is None:
+            found = next((i for i in infos if i.name == tensor.name), None)
+            if found is None:
                 continue  # reported by validate()
             if enum_name(tensor, "data_type") == "TYPE_INVALID":
-                _set_type(tensor, info, model_name)
+                _set_type(tensor, found, model_name)
             if len(tensor.dims) == 0 and not tensor.HasField("reshape"):
-                _set_dims(tensor, info, batching, model_name)
+                _set_dims(tensor, found, batching, model_name)
     validate(completed, signature, model_name=model_name)
     return completed
 

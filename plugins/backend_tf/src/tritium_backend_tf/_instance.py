@@ -134,7 +134,7 @@ def _input_reshapes(config: ModelConfig, signature: ModelSignature) -> dict[str,
     for tensor in config.input:
         info = signature.input(tensor.name)
         if info is not None and info.dims == () and config.max_batch_size == 0 and not tensor.HasField("reshape"):
-            reshapes[tensor.name] = lambda array: array.reshape(())
+            reshapes[tensor.name] = _reshaper((), False)
     return reshapes
 
 
@@ -146,9 +146,12 @@ def _output_reshapes(config: ModelConfig, signature: ModelSignature) -> dict[str
         info = signature.output(tensor.name)
         if info is None or not (tensor.HasField("reshape") or info.dims == ()):
             continue
-        dims = tuple(int(d) for d in tensor.dims)
-        if batching:
-            reshapes[tensor.name] = lambda array, dims=dims: array.reshape((array.shape[0] if array.ndim else 1, *dims))
-        else:
-            reshapes[tensor.name] = lambda array, dims=dims: array.reshape(dims)
+        reshapes[tensor.name] = _reshaper(tuple(int(d) for d in tensor.dims), batching)
     return reshapes
+
+
+def _reshaper(dims: tuple[int, ...], batching: bool) -> Reshape:
+    """Reshape to ``[batch] + dims`` (batching; the batch size is the array's first dim) or ``dims``."""
+    if batching:
+        return lambda array: array.reshape((array.shape[0] if array.ndim else 1, *dims))
+    return lambda array: array.reshape(dims)

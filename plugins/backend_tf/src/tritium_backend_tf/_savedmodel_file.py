@@ -111,7 +111,7 @@ def _tensors(field: Any) -> tuple[SignatureTensor, ...]:
 
 
 # ------------------------------------------------------------------------------------------ the schema
-def _field(name: str, number: int, kind: int, label: int = _OPTIONAL, type_name: str = "") -> Any:
+def _field(name: str, number: int, kind: Any, label: Any = _OPTIONAL, type_name: str = "") -> Any:
     field = descriptor_pb2.FieldDescriptorProto(name=name, number=number, type=kind, label=label)
     if type_name:
         field.type_name = f".{_PACKAGE}.{type_name}"
