@@ -101,3 +101,23 @@ def _placement():
     from tritium import InstancePlacement
 
     return InstancePlacement(name="m_0", kind="CPU", device_id=0, group_name="m", index=0)
+
+
+def test_a_planted_stub_folder_is_not_used(tmp_path, monkeypatch):
+    """The stub's PYTHONPATH folder lives under a predictable name in the shared temporary directory: a
+    folder found there is used only when it is this user's, private, and links to this installation."""
+    import tempfile
+
+    from tritium_backend_python import _stub_process
+
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    first = Path(_stub_process.stub_pythonpath())
+    assert first.parent == tmp_path and sorted(p.name for p in first.iterdir()) == [
+        "triton_python_backend_utils.py", "tritium_backend_python"]
+    assert Path(_stub_process.stub_pythonpath()) == first  # reused
+    (first / "triton_python_backend_utils.py").unlink()
+    (first / "triton_python_backend_utils.py").symlink_to(tmp_path / "evil.py")  # planted
+    second = Path(_stub_process.stub_pythonpath())
+    assert second != first
+    assert os.readlink(second / "triton_python_backend_utils.py") != str(tmp_path / "evil.py")

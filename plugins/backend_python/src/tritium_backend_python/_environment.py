@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -76,10 +77,12 @@ def _unpack(archive: Path, where: str) -> Path:
     stat = archive.stat()
     key = hashlib.sha256(f"{archive.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:20]
     cache = Path(tempfile.gettempdir()) / f"tritium-python-envs-{os.getuid()}"
+    cache.mkdir(mode=0o700, exist_ok=True)
+    if not _trusted(cache):
+        raise ConfigError(f"{where}: the cache folder {cache} is not this user's private folder; remove it")
     target = cache / key
-    if target.is_dir():
+    if _trusted(target):
         return target
-    cache.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{key}-", dir=cache))
     try:
         with tarfile.open(archive) as tar:
@@ -101,6 +104,15 @@ def _unpack(archive: Path, where: str) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _trusted(path: Path) -> bool:
+    """A real folder of this user that nobody else can write to."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022
 
 
 def _check(python: Path, path: Path, model_name: str, timeout_s: float) -> None:

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -34,25 +35,49 @@ CONTINUE = object()
 _LEVELS = {"INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR, "VERBOSE": logging.DEBUG}
 
 
+def _trusted(path: Path) -> bool:
+    """Whether ``path`` is a real folder of this user that nobody else can write to (the temporary
+    directory is shared: another user could plant a folder under a predictable name)."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022
+
+
 def stub_pythonpath() -> str:
     """A folder holding only ``triton_python_backend_utils`` and this package (as links), for the stub's
     ``PYTHONPATH``: another environment's interpreter then finds them without seeing the server's other
-    packages. Made once per installation and user, in the temporary directory."""
+    packages. Made once per installation and user in the temporary directory, and used only when it is
+    this user's and its links point where they should (else a private folder is made)."""
     module = Path(triton_python_backend_utils.__file__).resolve()
     package = Path(tritium_backend_python.__file__).resolve().parent
+    links = {"triton_python_backend_utils.py": module, "tritium_backend_python": package}
     key = hashlib.sha256(f"{module}|{package}".encode()).hexdigest()[:16]
     folder = Path(tempfile.gettempdir()) / f"tritium-python-stub-{os.getuid()}-{key}"
-    if (folder / "triton_python_backend_utils.py").exists() and (folder / "tritium_backend_python").exists():
+
+    def valid(candidate: Path) -> bool:
+        if not _trusted(candidate):
+            return False
+        try:
+            return all(os.readlink(candidate / name) == str(target) for name, target in links.items())
+        except OSError:
+            return False
+
+    if valid(folder):
         return str(folder)
-    staging = Path(tempfile.mkdtemp(prefix=folder.name + "-", dir=folder.parent))
-    (staging / "triton_python_backend_utils.py").symlink_to(module)
-    (staging / "tritium_backend_python").symlink_to(package, target_is_directory=True)
+    staging = Path(tempfile.mkdtemp(prefix=folder.name + "-"))  # mode 0700
+    for name, target in links.items():
+        (staging / name).symlink_to(target)
     try:
         staging.rename(folder)
-    except OSError:  # made by another process meanwhile (or a stale one): use it, drop ours
-        for child in staging.iterdir():
-            child.unlink()
-        staging.rmdir()
+    except OSError:  # made meanwhile by another process (or planted): use it only if valid
+        if valid(folder):
+            for child in staging.iterdir():
+                child.unlink()
+            staging.rmdir()
+            return str(folder)
+        return str(staging)
     return str(folder)
 
 
