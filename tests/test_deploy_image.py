@@ -9,6 +9,7 @@ where podman cannot run containers.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -205,6 +206,18 @@ def test_gpu_dockerfile_installs_python_and_runs(podman: Any, test_bases: dict[s
     assert podman("exec", name, "python3.11", "-c", "import pynvml").returncode == 0
     assert requests.get(f"http://127.0.0.1:{ports[8002]}/metrics", timeout=10).status_code == 200
     assert podman("healthcheck", "run", name, check=False).returncode == 0
+
+
+def test_end_to_end_tests_pass_inside_the_image(podman: Any, cpu_image: str) -> None:
+    """CI's "test inside the image" step (deploy/docker/test-in-image.sh) on the hardened container: the
+    checkout mounted read-only, test tools in /tmp, the image's own tritium serving."""
+    result = podman(
+        "run", "--rm", *HARDENED, "-v", f"{ROOT}:/src:ro", "--workdir", "/src", "--entrypoint", "/bin/sh",
+        cpu_image, "deploy/docker/test-in-image.sh", timeout=900, check=False,
+    )
+    summary = result.stdout.strip().splitlines()[-1:] or [""]
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert re.search(r"\d+ passed", summary[0]) and "failed" not in summary[0], summary
 
 
 @attrs.frozen
