@@ -18,7 +18,7 @@ from tritium._install import install_command
 from tritium._instances import InstancePool
 from tritium._options import ServerOptions
 from tritium._server import TRITON_COMPAT_VERSION, Server, StartupError
-from tritium._service import InferenceService
+from tritium._service import InferenceService, ServiceCapability
 from tritium._shm import SharedMemoryRegistry
 from tritium._specs import BackendSpec, FrontendSpec, MetricsSinkSpec, OptionSpec, SchedulerSpec
 from tritium._tensors import InferenceRequest, InferenceResponse, ParameterValue, RequestedOutput, Tensor
@@ -83,6 +83,7 @@ __all__ = [
     "SchedulerSpec",
     "Server",
     "ServerOptions",
+    "ServiceCapability",
     "SharedMemoryRegistry",
     "StartupError",
     "StatusCode",

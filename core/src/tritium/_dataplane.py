@@ -13,7 +13,7 @@ from tritium._errors import TritiumError
 from tritium._lifecycle import READY, ModelManager
 from tritium._model_client import ScopedModelClient
 from tritium._options import ServerOptions
-from tritium._service import InferenceService
+from tritium._service import InferenceService, ServiceCapability
 from tritium._settings import LogSettings, TraceSettings
 from tritium._shm import SharedMemoryRegistry
 from tritium._tensors import InferenceRequest, InferenceResponse
@@ -74,6 +74,11 @@ class DataPlane(InferenceService):
         """A :class:`tritium.abc.ModelClient` scoped to model ``caller`` (for its scheduler and instances);
         created on the event loop that serves the requests."""
         return ScopedModelClient(self, caller, asyncio.get_running_loop())
+
+    @property
+    def capabilities(self) -> frozenset[ServiceCapability]:
+        """Every optional part: the data plane implements the whole service."""
+        return frozenset(ServiceCapability)
 
     # ------------------------------------------------------------------------------------ lifecycle
     def mark_live(self) -> None:

@@ -18,50 +18,30 @@ from tritium import (
     DataType,
     InferenceRequest,
     InferenceResponse,
-    InferenceService,
-    SharedMemoryRegistry,
     Tensor,
     TritiumError,
 )
+from tritium.testing.service import ReferenceModel, ReferenceService
 
 
-class FakeService(InferenceService):
-    """Models: ``simple`` (INT32[16] x2 -> sum, difference; batch 8), ``echo`` (returns every input as
-    ``OUT_<name>``, any datatype), ``bytes1`` (one BYTES [1] input, batch 8), ``repeat`` (decoupled: sends
-    INPUT0 ``times`` times, a request parameter)."""
+class FakeService(ReferenceService):
+    """The kit's reference service with the models ``simple`` (INT32[16] x2 -> sum, difference; batch 8),
+    ``echo`` (returns every input as ``OUT_<name>``, any datatype), ``bytes1`` (one BYTES [1] input, batch 8),
+    ``repeat`` (decoupled: sends INPUT0 ``times`` times, a request parameter). Settings, shared memory,
+    health and repository control are the reference's."""
+
+    models = {name: ReferenceModel(decoupled=name == "repeat") for name in ("simple", "echo", "bytes1", "repeat")}
+    extensions = ("binary_tensor_data",)
+    platform = "fake"
 
     def __init__(self, allow_shm: bool = False) -> None:
-        self._shm = SharedMemoryRegistry(allowed=allow_shm)
+        super().__init__(allow_shm=allow_shm)
         self.last_request: InferenceRequest | None = None
-        self.logs: dict[str, Any] = {
-            "log_file": "",
-            "log_info": True,
-            "log_warning": True,
-            "log_error": True,
-            "log_verbose_level": 0,
-            "log_format": "default",
-        }
-        self.trace: dict[str, Any] = {"trace_level": ["OFF"], "trace_rate": "1000", "trace_count": "-1"}
-        self.loaded: list[tuple[str, Any, Any]] = []
+        self.loaded: list[tuple[str, Any, Any]] = []  # type: ignore[assignment]
         self.infer_delay: Any = None  # an async callable awaited before answering an inference
 
-    stopping = False
-
-    def server_live(self) -> bool:
-        return True
-
-    def server_ready(self) -> bool:
-        return True
-
     def _check(self, name: str) -> None:
-        if name not in ("simple", "echo", "bytes1", "repeat"):
-            raise TritiumError.not_found(f"Request for unknown model: '{name}' is not found")
-
-    def model_ready(self, name: str, version: str = "") -> bool:
-        return name in ("simple", "echo", "bytes1", "repeat") and version in ("", "1")
-
-    def server_metadata(self) -> dict[str, Any]:
-        return {"name": "triton", "version": "2.73.0", "extensions": ["binary_tensor_data"]}
+        self.check_model(name)
 
     def model_metadata(self, name: str, version: str = "") -> dict[str, Any]:
         self._check(name)
@@ -170,24 +150,6 @@ class FakeService(InferenceService):
 
     async def unload_model(self, name: str, *, unload_dependents: bool = False) -> None:
         self.loaded.append((name, "unload", unload_dependents))
-
-    def log_settings(self) -> dict[str, Any]:
-        return dict(self.logs)
-
-    def update_log_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
-        self.logs.update(settings)
-        return dict(self.logs)
-
-    def trace_settings(self, model: str = "") -> dict[str, Any]:
-        return dict(self.trace)
-
-    def update_trace_settings(self, settings: Mapping[str, Any], model: str = "") -> dict[str, Any]:
-        self.trace.update({k: v for k, v in settings.items() if v is not None})
-        return dict(self.trace)
-
-    @property
-    def shared_memory(self) -> SharedMemoryRegistry:
-        return self._shm
 
 
 class RunningFrontend:

@@ -16,7 +16,12 @@ pytest-asyncio). It has four parts:
   configs, requests valid for a config, and metrics events;
 * :mod:`tritium.testing.builders`: the same objects built deterministically, and output checks;
 * :mod:`tritium.testing.fakes`: an identity backend, recorders, a loopback frontend, repository writers; the
-  module is also a plugin (``tritium.Server(options, plugins=[("fakes", tritium.testing.fakes)])``).
+  module is also a plugin (``tritium.Server(options, plugins=[("fakes", tritium.testing.fakes)])``);
+* :mod:`tritium.testing.service`: :class:`ReferenceService`, the reference fake :class:`tritium.InferenceService`
+  a frontend's own tests run against (every capability, deterministic models).
+
+A pytest plugin registered by the kernel (entry point ``pytest11``) rewrites the kit's assertions, so a failing
+inherited test shows the values it compared.
 
 The mixins are imported lazily (``from tritium.testing import BackendConformance`` imports pytest then), so
 ``tritium.testing.fakes`` and ``tritium.testing.builders`` work without the test dependencies.
@@ -34,6 +39,7 @@ _LAZY = {
     "FrontendClient": "tritium.testing.frontend",
     "MetricsSinkConformance": "tritium.testing.metrics",
     "PluginPackagingConformance": "tritium.testing.packaging",
+    "ReferenceService": "tritium.testing.service",
 }
 
 __all__ = [
@@ -42,6 +48,7 @@ __all__ = [
     "FrontendConformance",
     "MetricsSinkConformance",
     "PluginPackagingConformance",
+    "ReferenceService",
     "SchedulerConformance",
 ]
 

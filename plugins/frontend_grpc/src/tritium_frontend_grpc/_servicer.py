@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2
 
-from tritium import InferenceService, StatusCode, TritiumError
+from tritium import InferenceService, ServiceCapability, StatusCode, TritiumError
 from tritium_frontend_grpc import _control
 from tritium_frontend_grpc._codec import request_from_proto, response_to_proto
 from tritium_frontend_grpc._errors import as_tritium_error, grpc_status
@@ -130,10 +130,9 @@ class GrpcServicer:
 
     @staticmethod
     def _shared_memory(service: InferenceService) -> Any:
-        try:
-            return service.shared_memory
-        except NotImplementedError:
+        if not service.supports(ServiceCapability.SYSTEM_SHARED_MEMORY):
             return None
+        return service.shared_memory
 
     # ------------------------------------------------------------------------------- registration
     def generic_handlers(self) -> tuple[grpc.GenericRpcHandler, ...]:
@@ -187,11 +186,7 @@ class GrpcServicer:
 
     # ------------------------------------------------------------------------------------- health
     def _exiting(self) -> TritiumError | None:
-        try:
-            stopping = self._service.stopping
-        except NotImplementedError:
-            stopping = False
-        return TritiumError.unavailable("Server exiting") if stopping else None
+        return TritiumError.unavailable("Server exiting") if self._service.stopping else None
 
     async def ServerLive(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ServerLiveResponse:
         error = self._exiting()
@@ -379,11 +374,8 @@ class GrpcServicer:
         await context.send_initial_metadata(())
 
     def _stream_decoupled(self, msg: pb.ModelInferRequest) -> bool:
-        """Whether a stream request may get several responses (True when the service cannot tell)."""
-        try:
-            return self._service.is_decoupled(msg.model_name, msg.model_version)
-        except NotImplementedError:
-            return True
+        """Whether a stream request may get several responses."""
+        return self._service.is_decoupled(msg.model_name, msg.model_version)
 
     def _decoupled(self, msg: pb.ModelInferRequest) -> bool:
         try:
