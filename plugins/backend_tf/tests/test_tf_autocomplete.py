@@ -159,6 +159,14 @@ def test_validation_messages(config_from, text, message):
     assert message in str(error.value)
 
 
+def test_sequence_controls_must_be_model_inputs(config_from):
+    text = """name: "m" max_batch_size: 4 input [ { name: "A" data_type: TYPE_FP32 dims: [ 4 ] } ]
+        sequence_batching { control_input [ { name: "START" control [ { kind: CONTROL_SEQUENCE_START
+          fp32_false_true: [ 0, 1 ] } ] } ] }"""
+    with pytest.raises(ConfigError, match="configuration specified sequence control 'START', but model does not"):
+        validate(config_from(text), _signature(("A", 1, (-1, 4))), model_name="m")
+
+
 def test_unsupported_tensorflow_type(config_from):
     with pytest.raises(ConfigError, match="has TensorFlow type DT_BFLOAT16, which has no Triton datatype"):
         auto_complete(config_from('name: "m"'), _signature(("A", 14, (-1, 2))), model_name="m",

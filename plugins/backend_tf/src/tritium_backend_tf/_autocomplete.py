@@ -131,6 +131,13 @@ def _expected_input_count(config: ModelConfig) -> int:
 
 
 def _validate_inputs(config: ModelConfig, signature: ModelSignature, model_name: str) -> None:
+    if config.HasField("sequence_batching"):
+        for control in config.sequence_batching.control_input:
+            if signature.input(control.name) is None:
+                raise ConfigError(
+                    f"configuration specified sequence control '{control.name}', but model does not provide that "
+                    "input"
+                )
     expected = _expected_input_count(config)
     if signature.exact and expected != len(signature.inputs):
         raise ConfigError(
