@@ -226,6 +226,28 @@ def test_sessions_are_shared_up_to_max_session_share_count(model_link, tf_models
     again.close()
 
 
+def test_a_changed_model_file_gets_a_new_session(model_link, tf_models, config_from, tmp_path):
+    """With sessions shared, a reload after the model changed on disk (poll mode) must not reuse the previous
+    version's session."""
+    import os
+    import shutil
+
+    from tritium.config import normalize_model_config
+
+    backend = TensorFlowBackend({})
+    copy = tmp_path / "copy.graphdef"
+    shutil.copy(tf_models.graphdef, copy)
+    source = model_link("gd", copy)
+    text = GRAPHDEF_CONFIG + 'parameters { key: "MAX_SESSION_SHARE_COUNT" value { string_value: "4" } }'
+    config = normalize_model_config(config_from('name: "gd" ' + text), model_name="gd", source="t")
+    first = backend.create_instance(source, config, InstancePlacement("i0", "CPU", 0, "g", 0))
+    os.utime(copy, ns=(1, 1))  # the file "changed"
+    second = backend.create_instance(source, config, InstancePlacement("i1", "CPU", 0, "g", 1))
+    assert second._shared.session is not first._shared.session
+    first.close()
+    second.close()
+
+
 def test_kit_builders_batch_through_the_instance(load, model_link, tf_models):
     config, instance = load(model_link("simple", tf_models.simple))
     requests = [build_request(config, batch_size=n, rng=np.random.default_rng(n)) for n in (1, 2)]

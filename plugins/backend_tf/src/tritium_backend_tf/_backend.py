@@ -124,7 +124,10 @@ class TensorFlowBackend(Backend):
     ) -> SharedSession:
         """A session for this instance: a free share of an existing one on the same device, or a new one."""
         device = device_of(placement)
-        key = (str(source.version_dir), device, config.SerializeToString(deterministic=True).hex())
+        key = (
+            str(source.version_dir), device, config.SerializeToString(deterministic=True).hex(),
+            _files_stamp(Path(source.model_file)),
+        )
         with self._lock:
             entry = self._sessions.get(key)
             if entry is not None and entry[0] < settings.max_session_share_count:
@@ -200,6 +203,20 @@ class TensorFlowBackend(Backend):
 def availability() -> str | None:
     """None when TensorFlow can be imported, else how to install it; imports nothing."""
     return None if importlib.util.find_spec("tensorflow") is not None else INSTALL_HINT
+
+
+def _files_stamp(path: Path) -> str:
+    """Sizes and modification times of a model's files: a session is shared only with instances of the same
+    files (a reload after the files changed must not reuse the previous version's session)."""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    parts = []
+    for file in files:
+        try:
+            stat = file.stat()
+        except OSError:
+            continue
+        parts.append(f"{file}:{stat.st_size}:{stat.st_mtime_ns}")
+    return "|".join(parts)
 
 
 def _platform_of(path: Path) -> str:
