@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 from aiohttp import web
 from tritium_frontend_http._app import HttpApp
-from tritium_frontend_http._protocol import InferenceRequestHandler, InferenceServer, fast_path_supported
+from tritium_frontend_http._protocol import (
+    PLAIN_PATH_ENV,
+    SUPPORTED_AIOHTTP,
+    InferenceRequestHandler,
+    InferenceServer,
+    aiohttp_version,
+    fast_path_supported,
+)
 from tritium_frontend_http._settings import HttpSettings
 
 A = list(range(16))
@@ -111,8 +118,29 @@ async def pair(make_service: Any) -> AsyncIterator[tuple[Serving, Serving]]:
         yield fast, ordinary
 
 
-def test_this_aiohttp_supports_the_fast_path() -> None:
+@pytest.fixture(autouse=True)
+def _both_paths_available(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests compare the two paths explicitly: the switch that makes CI's second run use the plain path
+    everywhere does not apply to them."""
+    monkeypatch.delenv(PLAIN_PATH_ENV, raising=False)
+
+
+def test_this_aiohttp_supports_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(PLAIN_PATH_ENV, raising=False)
     assert fast_path_supported()
+    monkeypatch.setenv(PLAIN_PATH_ENV, "1")
+    assert not fast_path_supported()
+
+
+def test_the_declared_aiohttp_range_is_the_fast_paths() -> None:
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    (pin,) = [Requirement(r) for r in requires("tritium-frontend-http") or () if Requirement(r).name == "aiohttp"]
+    low, high = SUPPORTED_AIOHTTP
+    assert str(pin.specifier) == f"<{high[0]}.{high[1]},>={low[0]}.{low[1]}"
+    assert low <= aiohttp_version() < high
 
 
 @pytest.mark.parametrize("delayed", [False, True], ids=["synchronous", "awaited"])

@@ -12,8 +12,11 @@ worker threads, a queue), the answer is finished in a task, and later requests o
 Everything else goes to aiohttp unchanged and in order: other endpoints, streaming or chunked bodies,
 ``Connection: close``, upgrades, parse errors, and every request that arrives while aiohttp's task is busy
 with an earlier one of the same connection. The handler relies on a few internals of aiohttp's
-``RequestHandler`` (its message queue and the future its task waits on); where they are missing (another
-aiohttp version), the server falls back to aiohttp's handler and answers everything the ordinary way.
+``RequestHandler`` (its message queue and the future its task waits on): this module is the one place that
+touches aiohttp's internals. The fast path runs only on the aiohttp versions it is tested with
+(:data:`SUPPORTED_AIOHTTP`, the range ``pyproject.toml`` declares) and when those internals are present; otherwise,
+or with ``TRITIUM_HTTP_PLAIN=1`` in the environment (CI runs the HTTP tests both ways), the server uses aiohttp's
+own handler and answers everything the ordinary way.
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
+import os
 import time
 from collections.abc import Awaitable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
 from aiohttp.web_protocol import RequestHandler
@@ -51,8 +56,27 @@ _REQUIRED_INTERNALS = (
 )
 
 
+SUPPORTED_AIOHTTP = ((3, 9), (3, 15))
+"""The aiohttp versions the fast path is tested with: from 3.9 up to, not including, 3.15 (as declared in
+``pyproject.toml``). Another version gets the plain path."""
+PLAIN_PATH_ENV = "TRITIUM_HTTP_PLAIN"
+"""Set to 1 to serve every request through aiohttp's own handler (the plain path)."""
+
+
+def aiohttp_version() -> tuple[int, int]:
+    """The installed aiohttp's (major, minor)."""
+    major, minor = [*aiohttp.__version__.split("."), "0"][:2]
+    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+
+
 def fast_path_supported() -> bool:
-    """Whether this aiohttp's ``RequestHandler`` has the internals the fast path relies on."""
+    """Whether the fast path runs here: not switched off, a tested aiohttp, and its ``RequestHandler`` has the
+    internals the fast path relies on."""
+    if os.environ.get(PLAIN_PATH_ENV, "") not in ("", "0"):
+        return False
+    low, high = SUPPORTED_AIOHTTP
+    if not low <= aiohttp_version() < high:
+        return False
     slots: set[str] = set()
     for cls in RequestHandler.__mro__:
         slots.update(getattr(cls, "__slots__", ()))
