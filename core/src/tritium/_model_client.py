@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from tritium._call_chain import CALL_CHAIN
 from tritium._errors import TritiumError
 from tritium._tensors import InferenceRequest, InferenceResponse
-from tritium.abc import ModelClient
+from tritium.abc import ModelClient, UnreachableModels
 from tritium.protocol import request_prefix
 
 if TYPE_CHECKING:
@@ -30,30 +30,7 @@ T = TypeVar("T")
 
 _END = object()
 
-
-class UnreachableModels(ModelClient):
-    """The client of a scheduler or instance that runs outside a server (tests, tools): no model is reachable."""
-
-    def _refuse(self, request: InferenceRequest) -> TritiumError:
-        return TritiumError.unavailable(
-            f"{request_prefix(request.id)}no models are reachable from here (not running inside a server): "
-            f"cannot submit a request to model '{request.model_name}'"
-        )
-
-    async def infer(self, request: InferenceRequest) -> InferenceResponse:
-        raise self._refuse(request)
-
-    async def infer_stream(self, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:
-        raise self._refuse(request)
-        yield  # pragma: no cover - makes this an async generator
-
-    def infer_blocking(self, request: InferenceRequest, timeout_s: float | None = None) -> InferenceResponse:
-        raise self._refuse(request)
-
-    def infer_stream_blocking(
-        self, request: InferenceRequest, timeout_s: float | None = None
-    ) -> Iterator[InferenceResponse]:
-        raise self._refuse(request)
+__all__ = ["ScopedModelClient", "UnreachableModels"]
 
 
 class ScopedModelClient(ModelClient):

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
+from tritium._errors import TritiumError
 from tritium._tensors import InferenceRequest, InferenceResponse
+from tritium.protocol import request_prefix
 
 if TYPE_CHECKING:
-    from tritium._errors import TritiumError
     from tritium._events import Event
     from tritium.config import ModelConfig
 
@@ -63,6 +64,31 @@ class ModelClient(abc.ABC):
     def is_ready(self, model_name: str, model_version: str = "") -> bool:
         """Whether that model (version ``""``: any version) is loaded and ready. Never raises."""
         return False
+
+
+class UnreachableModels(ModelClient):
+    """The client of a scheduler or instance that runs outside a server (tests, tools): no model is reachable."""
+
+    def _refuse(self, request: InferenceRequest) -> TritiumError:
+        return TritiumError.unavailable(
+            f"{request_prefix(request.id)}no models are reachable from here (not running inside a server): "
+            f"cannot submit a request to model '{request.model_name}'"
+        )
+
+    async def infer(self, request: InferenceRequest) -> InferenceResponse:
+        raise self._refuse(request)
+
+    async def infer_stream(self, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:
+        raise self._refuse(request)
+        yield  # pragma: no cover - makes this an async generator
+
+    def infer_blocking(self, request: InferenceRequest, timeout_s: float | None = None) -> InferenceResponse:
+        raise self._refuse(request)
+
+    def infer_stream_blocking(
+        self, request: InferenceRequest, timeout_s: float | None = None
+    ) -> Iterator[InferenceResponse]:
+        raise self._refuse(request)
 
 
 @attrs.define(frozen=True, slots=True)
@@ -270,7 +296,7 @@ class SchedulerContext:
     clock_ns: Callable[[], int]
     emit: Callable[[Event], None]
     options: Mapping[str, Any] = attrs.field(factory=dict)
-    models: ModelClient = attrs.field(factory=lambda: _unreachable_models())
+    models: ModelClient = attrs.field(factory=lambda: UnreachableModels())
 
 
 class Scheduler(abc.ABC):
@@ -352,8 +378,3 @@ class MetricsSink(abc.ABC):
     async def stop(self) -> None:  # noqa: B027 - optional hook
         """Stop serving."""
 
-
-def _unreachable_models() -> ModelClient:
-    from tritium._model_client import UnreachableModels
-
-    return UnreachableModels()
