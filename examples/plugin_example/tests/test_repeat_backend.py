@@ -220,6 +220,18 @@ def test_invalid_model_files_are_config_errors(tmp_path: Path, content: str) -> 
         RepeatBackend({}).create_instance(source, config, placement(config))
 
 
+def test_config_parameter_sets_the_delay_and_is_checked(tmp_path: Path) -> None:
+    source, config = write_repeat_model(tmp_path, DECOUPLED)
+    config.parameters["delay_ms"].string_value = "30"
+    instance = RepeatBackend({}).create_instance(source, config, placement(config))
+    start = time.monotonic()
+    run_decoupled(instance, repeat_request(config, IN=[1, 2]))
+    assert time.monotonic() - start >= 0.06
+    config.parameters["delay_ms"].string_value = "soon"
+    with pytest.raises(tritium.ConfigError, match="parameter 'delay_ms' must be a whole number"):
+        RepeatBackend({}).create_instance(source, config, placement(config))
+
+
 def test_backend_config_sets_the_default_delay(tmp_path: Path) -> None:
     source, config = write_repeat_model(tmp_path, DECOUPLED)
     instance = RepeatBackend({"default-delay-ms": "30"}).create_instance(source, config, placement(config))

@@ -15,7 +15,11 @@ answers once with ``OUT = IN`` and ``IDX = [0, 1, ...]`` (shape ``[-1]``, batche
 The version folder holds ``model.repeat``, a small JSON object (``{}`` is fine) whose presence marks the
 version. Its optional keys: ``"decoupled"`` (bool: the transaction policy auto-complete fills in when the
 config sets none) and ``"delay_ms"`` (int: the delay before each response when a request sends no
-``DELAY``; default: the backend option ``default-delay-ms``, else 0).
+``DELAY``; default: the config parameter ``delay_ms``, else the backend option ``default-delay-ms``, else 0).
+
+The config's ``parameters`` tune a model without touching its file::
+
+    parameters { key: "delay_ms" value { string_value: "5" } }
 """
 
 from __future__ import annotations
@@ -156,7 +160,16 @@ class RepeatBackend(tritium.Backend):
         error naming the file."""
         check_config(config)
         model = ModelFile.read(source.model_file)
-        delay = model.delay_ms if model.delay_ms is not None else self.default_delay_ms
+        delay = self.default_delay_ms
+        if "delay_ms" in config.parameters:  # parameters { key: "delay_ms" value { string_value: "5" } }
+            text = config.parameters["delay_ms"].string_value
+            if not text.isdigit():
+                raise tritium.ConfigError(
+                    f"model '{config.name}': parameter 'delay_ms' must be a whole number, got {text!r}"
+                )
+            delay = int(text)
+        if model.delay_ms is not None:
+            delay = model.delay_ms
         return RepeatInstance(batching=config.max_batch_size > 0, default_delay_ms=delay)
 
 
