@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Test-only base images for `make image-test`, built without any image registry (none is reachable on the
+# Test-only base images for `make image-test` (`debian-only`: just the debootstrapped base), built without any image registry (none is reachable on the
 # build machines): a Debian bookworm root made with debootstrap, the same trusting this machine's proxy CA
 # for pip, a Python 3.11 base on that, and a Prometheus image from Debian's package. Idempotent: an image that
 # exists is kept. Never used by the shipped Dockerfiles' defaults; they take the base as BASE_IMAGE.
@@ -26,6 +26,7 @@ if ! exists "$DEBIAN_BASE"; then
     tar -C "$rootfs" -c . | podman import --change 'CMD ["/bin/bash"]' - "$DEBIAN_BASE" >/dev/null
     rm -rf "$rootfs"; trap - EXIT
 fi
+[ "${1:-}" = debian-only ] && exit 0
 
 if ! exists "$PYTHON_BASE" || ! exists "$CA_BASE"; then
     ctx=$(mktemp -d); cp "$CA_BUNDLE" "$ctx/ca-certificates.crt"
