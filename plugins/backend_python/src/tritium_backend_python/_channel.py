@@ -44,13 +44,10 @@ SMALL_ARRAY_BYTES = 4096
 def pack_array(array: Any) -> Any:
     """A small numeric array as ``(dtype, shape, bytes)``: cheaper to pickle and unpickle than the array
     (numpy's pickling costs microseconds per array). Anything else is returned as it is."""
-    if (
-        type(array) is np.ndarray
-        and array.dtype.kind in "biuf"
-        and array.nbytes < SMALL_ARRAY_BYTES
-        and array.flags.c_contiguous
-    ):
-        return array.dtype.str, array.shape, array.tobytes()
+    if type(array) is np.ndarray and array.nbytes < SMALL_ARRAY_BYTES:
+        dtype = array.dtype
+        if dtype.kind in "biuf":
+            return dtype.str, array.shape, array.tobytes()  # C order, whatever the strides
     return array
 
 
