@@ -130,7 +130,11 @@ def test_model_errors_reach_the_client(server: Any) -> None:
     grpc = grpcclient.InferenceServerClient(server.grpc_address)
     with pytest.raises(InferenceServerException) as caught:
         http.infer("errors", errors_input(httpclient, 1))
-    assert "ValueError: x is one" in caught.value.message() and caught.value.status() == "500"
+    assert caught.value.status() == "500"
+    assert caught.value.message().startswith(
+        "Failed to process the request(s) for model instance 'errors_0', message: ValueError: x is one\n\nAt:\n"
+    )
+    assert "/errors/1/model.py(" in caught.value.message()
     with pytest.raises(InferenceServerException) as caught:
         http.infer("errors", errors_input(httpclient, 2))
     assert "x is two" in caught.value.message() and caught.value.status() == "400"

@@ -92,11 +92,34 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _error_of(exc: BaseException) -> tuple[str, str]:
-    """(code name, message) of an exception raised by model code."""
+_HIDDEN_FRAMES = (
+    str(Path(__file__).resolve().parent),  # this package
+    str(Path(pb_utils.__file__).resolve()),  # pb_utils: in Triton a C++ extension, absent from tracebacks
+    str(Path(asyncio.__file__).resolve().parent),  # the loop running an async execute
+)
+
+
+def _frames(exc: BaseException) -> str:
+    """The traceback of model code as Triton's stub prints it: ``  <file>(<line>): <function>`` lines,
+    innermost first."""
+    frames = [
+        frame for frame in traceback.extract_tb(exc.__traceback__)
+        if not str(Path(frame.filename).resolve()).startswith(_HIDDEN_FRAMES)
+    ]
+    return "".join(f"  {frame.filename}({frame.lineno}): {frame.name}\n" for frame in reversed(frames))
+
+
+def _error_of(exc: BaseException, prefix: str = "") -> tuple[str, str]:
+    """(code name, message) of an exception raised by model code: a raised ``TritonError`` keeps its code
+    and message; anything else is INTERNAL with Triton's text, ``<prefix><Type>: <message>`` and the model's
+    frames after ``At:``."""
     if isinstance(exc, pb_utils.TritonError):
         return exc.code_name(), exc.message()
-    return "INTERNAL", _describe(exc)
+    text = f"{type(exc).__name__}: {exc}"
+    frames = _frames(exc)
+    if frames:
+        text += f"\n\nAt:\n{frames}"
+    return "INTERNAL", prefix + text
 
 
 class ModelRunner:
@@ -108,9 +131,12 @@ class ModelRunner:
         self.model: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._async_execute = False
+        self._prefix = "Failed to process the request(s) for model instance '', message: "
 
     def initialize(self, args: dict[str, str]) -> None:
         """Create the model object and call its ``initialize(args)`` (sync or async) when it has one."""
+        name = args.get("model_instance_name", "")
+        self._prefix = f"Failed to process the request(s) for model instance '{name}', message: "
         try:
             self.model = self.model_class()
             method = getattr(self.model, "initialize", None)
@@ -203,18 +229,18 @@ class ModelRunner:
         try:
             responses = self._run(requests)
         except Exception as exc:
-            code, message = _error_of(exc)
+            code, message = _error_of(exc, self._prefix)
             return [("error", code, message)] * len(requests)
         if not isinstance(responses, list | tuple):
             message = (
-                f"execute must return a list of InferenceResponse, one per request; it returned "
+                f"{self._prefix}execute must return a list of InferenceResponse, one per request; it returned "
                 f"{type(responses).__name__}"
             )
             return [("error", "INTERNAL", message)] * len(requests)
         if len(responses) != len(requests):
             message = (
-                f"execute returned {len(responses)} responses for {len(requests)} requests; it must return "
-                "one InferenceResponse per request, in order"
+                f"{self._prefix}execute returned {len(responses)} responses for {len(requests)} requests; it "
+                "must return one InferenceResponse per request, in order"
             )
             return [("error", "INTERNAL", message)] * len(requests)
         return [self._result(response) for response in responses]
@@ -243,7 +269,7 @@ class ModelRunner:
         except Exception as exc:
             for state in states:  # the error answers every request: dropped senders report nothing more
                 state[0] = True
-            return _error_of(exc)
+            return _error_of(exc, self._prefix)
         return None
 
     def _run(self, requests: list[pb_utils.InferenceRequest]) -> Any:
