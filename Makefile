@@ -59,6 +59,7 @@ image-test: install container-tools
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(PY) core/tools/check_layers.py
 
 bench: install examples
 	$(PY) bench/run_all.py

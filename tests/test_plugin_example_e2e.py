@@ -28,7 +28,7 @@ _SCRIPT = Path(sys.executable).with_name("tritium")
 TRITIUM = (
     [str(_SCRIPT)]
     if _SCRIPT.exists()
-    else [sys.executable, "-c", "import sys; from tritium._cli import main; sys.exit(main())"]
+    else [sys.executable, "-c", "import sys; from tritium._cli.commands import main; sys.exit(main())"]
 )
 HAVE_GRPC = importlib.util.find_spec("tritium_frontend_grpc") is not None
 HAVE_HTTP = importlib.util.find_spec("tritium_frontend_http") is not None

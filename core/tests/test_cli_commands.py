@@ -1,4 +1,4 @@
-"""``tritium plugins`` and ``tritium repo check``, run in-process through ``tritium._cli.run``."""
+"""``tritium plugins`` and ``tritium repo check``, run in-process through ``tritium._cli.commands.run``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 import tritium
 from tritium import BackendSpec, DataType
-from tritium._cli import run
+from tritium._cli.commands import run
 from tritium.testing.fakes import identity_config, write_identity_model, write_model
 
 
@@ -35,13 +35,13 @@ GOOD = _module(
     ],
 )
 PLUGINS: list[tuple[str, object]] = [
-    ("builtin", "tritium._builtin"),
+    ("builtin", "tritium._runtime.builtin"),
     ("good", GOOD),
     ("broken", "tritium_no_such_module_xyz"),
     ("returns_junk", _module("junk", backends="onnx")),
     ("blocked_one", _module("b", backends=[BackendSpec("hidden", _factory, "model.hidden")])),
 ]
-FAKES: list[tuple[str, object]] = [("builtin", "tritium._builtin"), ("fakes", "tritium.testing.fakes")]
+FAKES: list[tuple[str, object]] = [("builtin", "tritium._runtime.builtin"), ("fakes", "tritium.testing.fakes")]
 
 
 def tritium_cli(*argv: str, plugins: list[tuple[str, object]] | None = None) -> tuple[int, str, str]:

@@ -10,8 +10,8 @@ import pytest
 
 import tritium
 from tritium import ConfigError, FrontendSpec, MetricsSinkSpec, OptionSpec, PluginError, ServerOptions, install_command
-from tritium._flags import KERNEL_OPTIONS, TRITON_ONLY_FLAGS
-from tritium._serve_args import ServeInvocation, UsageError, parse_serve_args
+from tritium._cli.serve_args import ServeInvocation, UsageError, parse_serve_args
+from tritium._plugins.flags import KERNEL_OPTIONS, TRITON_ONLY_FLAGS
 
 
 def _factory(*args: Any) -> None:
@@ -42,7 +42,7 @@ def _module(name: str, hook: str, specs: list[Any]) -> types.ModuleType:
 
 
 PLUGINS = [
-    ("builtin", "tritium._builtin"),
+    ("builtin", "tritium._runtime.builtin"),
     ("frontend_http", _module("http", "tritium_register_frontends", [HTTP])),
     ("metrics_stats", _module("stats", "tritium_register_metrics_sinks", [SINK])),
 ]

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 import tritium
 from tritium import ConfigError, FrontendSpec, OptionSpec, PluginError, ServerOptions
-from tritium._flags import KERNEL_OPTIONS, TRITON_ONLY_FLAGS
-from tritium._plugins import PluginHost
-from tritium._serve_args import UsageError, parse_serve_args
-from tritium._server_config import FILE_OPTIONS, assemble_server_options, read_server_config
+from tritium._cli.serve_args import UsageError, parse_serve_args
+from tritium._cli.server_config import FILE_OPTIONS, assemble_server_options, read_server_config
+from tritium._plugins.flags import KERNEL_OPTIONS, TRITON_ONLY_FLAGS
+from tritium._plugins.host import PluginHost
 
 
 def _factory(*args: Any) -> None:
@@ -36,7 +36,7 @@ HTTP = FrontendSpec(
 )
 MODULE = types.ModuleType("http")
 MODULE.tritium_register_frontends = tritium.hookimpl(lambda: [HTTP])  # type: ignore[attr-defined]
-PLUGINS = [("builtin", "tritium._builtin"), ("frontend_http", MODULE)]
+PLUGINS = [("builtin", "tritium._runtime.builtin"), ("frontend_http", MODULE)]
 
 FLAGS = sorted(
     {flag for opt in KERNEL_OPTIONS for flag in opt.flags}

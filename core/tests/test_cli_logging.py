@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tritium import ServerOptions
-from tritium._logging import TritonFormatter, configure_logging
+from tritium._runtime.log_config import TritonFormatter, configure_logging
 
 
 def record(

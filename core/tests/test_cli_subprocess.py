@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tritium._flags import KERNEL_OPTIONS
+from tritium._plugins.flags import KERNEL_OPTIONS
 from tritium.testing.fakes import write_identity_model
 
 SCRIPT = Path(sys.executable).with_name("tritium")
@@ -29,7 +29,7 @@ TIMEOUT = 60
 def command() -> list[str]:
     if SCRIPT.exists():
         return [str(SCRIPT)]
-    return [sys.executable, "-c", "import sys; from tritium._cli import main; sys.exit(main())"]
+    return [sys.executable, "-c", "import sys; from tritium._cli.commands import main; sys.exit(main())"]
 
 
 def others(*keep: str) -> list[str]:

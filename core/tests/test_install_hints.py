@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-import tritium._install as install
+import tritium._base.install as install
 from tritium import install_command
 
 
 def test_from_a_source_checkout_the_hint_installs_the_plugin_folder() -> None:
-    root = Path(install.__file__).resolve().parents[3]
+    root = Path(install.__file__).resolve().parents[4]  # <root>/core/src/tritium/_base/install.py
     assert install_command("tritium-frontend-grpc") == f"pip install -e {root / 'plugins' / 'frontend_grpc'}"
     onnx = root / "plugins" / "backend_onnx"
     assert install_command("tritium-backend-onnx", "cpu") == f"pip install -e '{onnx}[cpu]'"

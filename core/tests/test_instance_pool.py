@@ -191,7 +191,7 @@ async def test_fast_models_run_inline_and_slow_ones_on_worker_threads() -> None:
 
 
 def test_inline_decision_is_robust_to_gil_waits_and_backs_off() -> None:
-    from tritium._inline_policy import InlinePolicy
+    from tritium._runtime.inline_policy import InlinePolicy
 
     policy = InlinePolicy(threshold_ns=200_000)
     # On worker threads most executions waited for the GIL; the fastest shows what the model costs.

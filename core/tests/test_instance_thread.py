@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tritium._instance_thread import InstanceThread
+from tritium._runtime.instance_thread import InstanceThread
 
 
 class Boom(Exception):

@@ -46,7 +46,7 @@ def test_kernel_closure_has_no_heavy_dependency() -> None:
 
 def test_importing_the_kernel_imports_no_framework() -> None:
     code = (
-        "import sys, tritium, tritium.config, tritium._server, tritium._cli; "
+        "import sys, tritium, tritium.config, tritium._runtime.server, tritium._cli.commands; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'aiohttp','grpc','onnxruntime','torch','tensorflow','tensorrt','prometheus_client'}))"
     )

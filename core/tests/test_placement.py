@@ -11,7 +11,7 @@ import pytest
 from google.protobuf import text_format
 
 import tritium
-import tritium._lifecycle as lifecycle
+import tritium._runtime.lifecycle as lifecycle
 import tritium.testing.fakes as fakes
 from tritium import Backend, BackendSpec, InstancePlacement, ModelInstance, ModelSource
 from tritium.config import ModelConfig

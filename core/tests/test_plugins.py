@@ -14,7 +14,7 @@ import pytest
 
 import tritium
 from tritium import BackendSpec, FrontendSpec, MetricsSinkSpec, OptionSpec, PluginError, SchedulerSpec
-from tritium._plugins import PluginHost, PluginInfo
+from tritium._plugins.host import PluginHost, PluginInfo
 
 
 def _factory(*args: Any) -> None:

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 import tritium
 import tritium.testing.fakes as fakes
 from tritium import BackendSpec
-from tritium._cli import run as tritium_cli
+from tritium._cli.commands import run as tritium_cli
 
 
 class AbsentFramework:

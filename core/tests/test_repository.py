@@ -9,8 +9,8 @@ import pytest
 
 import tritium
 from tritium import BackendSpec, ConfigError
-from tritium._plugins import PluginHost
-from tritium._repository import ModelDirectory, prepare_model
+from tritium._plugins.host import PluginHost
+from tritium._runtime.repository import ModelDirectory, prepare_model
 
 
 def _factory(_options: Any) -> Any:

@@ -7,7 +7,7 @@ import pytest
 from google.protobuf import text_format
 
 from tritium import DataType, InferenceRequest, RequestedOutput, Tensor, TritiumError
-from tritium._validation import RequestValidator
+from tritium._runtime.validation import RequestValidator
 from tritium.proto.model_config_pb2 import ModelConfig
 
 ADDSUB = """

@@ -12,14 +12,14 @@ import pytest
 
 import tritium
 from tritium import ConfigError, FrontendSpec, MetricsSinkSpec, OptionSpec, install_command
-from tritium._plugins import PluginHost
-from tritium._serve_args import UsageError, parse_serve_args
-from tritium._server_config import (
+from tritium._cli.serve_args import UsageError, parse_serve_args
+from tritium._cli.server_config import (
     assemble_server_options,
     config_schema,
     read_server_config,
     server_options_from_config,
 )
+from tritium._plugins.host import PluginHost
 
 
 def _factory(*args: Any) -> None:

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tritium import SharedMemoryRegistry, StatusCode, TritiumError
-from tritium._shm import shm_object_name
+from tritium._runtime.shm import shm_object_name
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 import tritium
 from tritium import hookspecs
-from tritium._default_scheduler import DefaultScheduler
+from tritium._runtime.default_scheduler import DefaultScheduler
 from tritium.testing import (
     BackendConformance,
     FrontendConformance,
@@ -160,7 +160,7 @@ def test_check_outputs_reports_each_fault() -> None:
 
 def test_packaging_probe_sees_what_a_plugin_imports() -> None:
     modules = imported_modules("tritium", "builtin")
-    assert "tritium._builtin" in modules
+    assert "tritium._runtime.builtin" in modules
     assert "numpy" in modules  # the kernel's own dependency, so the probe does see imports
     assert not any(m == "onnxruntime" or m.startswith("onnxruntime.") for m in modules)
 

@@ -13,7 +13,7 @@ THIRD_PARTY_TEST = textwrap.dedent(
     import pytest
 
     from tritium import DataType, InferenceRequest, InferenceResponse, Tensor
-    from tritium._default_scheduler import DefaultScheduler
+    from tritium._runtime.default_scheduler import DefaultScheduler
     from tritium.testing import SchedulerConformance
     from tritium.testing.fakes import identity_config
 

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tritium
-from tritium._events import BatchExecuted, ModelLoaded, ModelUnloaded, QueueSizeChanged, RequestCompleted
-from tritium._validation import RequestValidator
+from tritium._base.events import BatchExecuted, ModelLoaded, ModelUnloaded, QueueSizeChanged, RequestCompleted
+from tritium._runtime.validation import RequestValidator
 from tritium.config import normalize_model_config
 from tritium.testing import strategies as tst
 from tritium.testing._modelconfig import config_datatype

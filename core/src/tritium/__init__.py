@@ -4,9 +4,9 @@ The public API is what ``__all__`` lists; modules starting with ``_`` are privat
 """
 
 from tritium import codec, protocol
-from tritium._datatypes import DataType
-from tritium._errors import ConfigError, FailureReason, PluginError, StatusCode, TritiumError
-from tritium._events import (
+from tritium._base.datatypes import DataType
+from tritium._base.errors import ConfigError, FailureReason, PluginError, StatusCode, TritiumError
+from tritium._base.events import (
     BatchExecuted,
     Event,
     ModelLoaded,
@@ -14,14 +14,15 @@ from tritium._events import (
     QueueSizeChanged,
     RequestCompleted,
 )
-from tritium._install import install_command
-from tritium._instances import InstancePool
-from tritium._options import ServerOptions
-from tritium._server import TRITON_COMPAT_VERSION, Server, StartupError
-from tritium._service import InferenceService, ServiceCapability
-from tritium._shm import SharedMemoryRegistry
-from tritium._specs import BackendSpec, FrontendSpec, MetricsSinkSpec, OptionSpec, SchedulerSpec
-from tritium._tensors import InferenceRequest, InferenceResponse, ParameterValue, RequestedOutput, Tensor
+from tritium._base.install import install_command
+from tritium._base.options import ServerOptions
+from tritium._base.specs import BackendSpec, FrontendSpec, MetricsSinkSpec, OptionSpec, SchedulerSpec
+from tritium._base.tensors import InferenceRequest, InferenceResponse, ParameterValue, RequestedOutput, Tensor
+from tritium._base.version import PLUGIN_API_VERSION, __version__
+from tritium._runtime.instances import InstancePool
+from tritium._runtime.server import TRITON_COMPAT_VERSION, Server, StartupError
+from tritium._runtime.service import InferenceService, ServiceCapability
+from tritium._runtime.shm import SharedMemoryRegistry
 from tritium.abc import (
     Backend,
     Batch,
@@ -38,13 +39,6 @@ from tritium.abc import (
     SchedulerContext,
 )
 from tritium.hookspecs import hookimpl, hookspec
-
-__version__ = "0.1.0"
-
-PLUGIN_API_VERSION = 1
-"""The version of the plugin contract (hookspecs, ``tritium.abc``, the specs, ``tritium.testing``). Kernel
-releases ``0.<PLUGIN_API_VERSION>.*`` implement it; a change that can break a plugin written against it starts
-the next kernel minor release. Plugins pin ``tritium>=0.1,<0.2`` (see docs/plugins.md, "Stability")."""
 
 __all__ = [
     "Backend",

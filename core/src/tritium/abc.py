@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
-from tritium._errors import TritiumError
-from tritium._tensors import InferenceRequest, InferenceResponse
+from tritium._base.errors import TritiumError
+from tritium._base.tensors import InferenceRequest, InferenceResponse
 from tritium.protocol import request_prefix
 
 if TYPE_CHECKING:
-    from tritium._events import Event
+    from tritium._base.events import Event
     from tritium.config import ModelConfig
 
 
@@ -155,7 +155,7 @@ class ModelInstance(abc.ABC):
 
         Only called for models whose config sets ``model_transaction_policy { decoupled: true }``.
         """
-        from tritium._errors import TritiumError
+        from tritium._base.errors import TritiumError
 
         raise TritiumError.unsupported("this backend does not support decoupled models")
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from tritium._datatypes import DataType
-from tritium._errors import TritiumError
+from tritium._base.datatypes import DataType
+from tritium._base.errors import TritiumError
 
 _LENGTH = struct.Struct("<I")
 

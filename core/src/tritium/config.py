@@ -20,15 +20,15 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from tritium._config_backend import Entries, complete_backend_fields
-from tritium._config_defaults import fill_instance_groups, fill_model_defaults
-from tritium._config_errors import ModelConfigError, Problem
-from tritium._config_json import INT64_AS_STRING, model_config_from_json, model_config_to_json
-from tritium._config_text import format_model_config, load_model_config, parse_model_config
-from tritium._config_validate import validate_model_config
-from tritium._config_validate_groups import validate_instance_groups
-from tritium._config_validate_io import validate_io
-from tritium._datatypes import DataType
+from tritium._base.datatypes import DataType
+from tritium._model_config.backend import Entries, complete_backend_fields
+from tritium._model_config.defaults import fill_instance_groups, fill_model_defaults
+from tritium._model_config.errors import ModelConfigError, Problem
+from tritium._model_config.json_form import INT64_AS_STRING, model_config_from_json, model_config_to_json
+from tritium._model_config.text import format_model_config, load_model_config, parse_model_config
+from tritium._model_config.validate import validate_model_config
+from tritium._model_config.validate_groups import validate_instance_groups
+from tritium._model_config.validate_io import validate_io
 from tritium.proto.model_config_pb2 import (
     BatchInput,
     BatchOutput,

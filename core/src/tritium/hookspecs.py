@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from tritium._specs import BackendSpec, FrontendSpec, MetricsSinkSpec, SchedulerSpec
+    from tritium._base.specs import BackendSpec, FrontendSpec, MetricsSinkSpec, SchedulerSpec
 
 PROJECT_NAME = "tritium"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)

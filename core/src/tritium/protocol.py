@@ -82,7 +82,7 @@ def parse_model_version(version: str) -> int:
     Parses like C++ ``std::stol`` (leading blanks and a sign, then digits; trailing text ignored) and raises
     INVALID_ARG with Triton's messages for text that is not a number or a negative version.
     """
-    from tritium._errors import TritiumError
+    from tritium._base.errors import TritiumError
 
     if not version:
         return -1

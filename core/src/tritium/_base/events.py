@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from tritium._errors import FailureReason
+from tritium._base.errors import FailureReason
 
 
 @attrs.define(frozen=True, slots=True)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 
 def _checkout_root() -> Path | None:
-    """The repository root when this kernel runs from a source checkout (``core/src/tritium``), else None."""
-    root = Path(__file__).resolve().parents[3]
-    return root if (root / "core" / "pyproject.toml").is_file() and (root / "plugins").is_dir() else None
+    """The repository root when this kernel runs from a source checkout (``<root>/core/src/tritium``), else None."""
+    package = Path(__file__).resolve().parent.parent  # .../tritium
+    root = package.parents[2]
+    layout = package.parent.name == "src" and package.parents[1].name == "core"
+    return root if layout and (root / "core" / "pyproject.toml").is_file() and (root / "plugins").is_dir() else None
 
 
 def install_command(distribution: str, extra: str = "") -> str:

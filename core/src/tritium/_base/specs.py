@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 if TYPE_CHECKING:
-    from tritium._service import InferenceService
+    from tritium._runtime.service import InferenceService
     from tritium.abc import Backend, Frontend, MetricsSink, Scheduler, SchedulerContext
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from tritium._datatypes import DataType
+from tritium._base.datatypes import DataType
 
 ParameterValue = bool | int | float | str
 

@@ -14,10 +14,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from tritium._errors import ConfigError, PluginError, TritiumError
-from tritium._plugins import PluginHost, PluginInfo
-from tritium._serve_args import UsageError, _Parser, parse_serve_args
-from tritium._server_config import assemble_server_options, read_server_config
+from tritium._base.errors import ConfigError, PluginError, TritiumError
+from tritium._cli.serve_args import UsageError, _Parser, parse_serve_args
+from tritium._cli.server_config import assemble_server_options, read_server_config
+from tritium._plugins.host import PluginHost, PluginInfo
 
 __all__ = ["main", "run"]
 
@@ -58,7 +58,8 @@ def run(
         out.write(USAGE)
         return 0 if args else 2
     if args[0] == "--version":
-        from tritium import TRITON_COMPAT_VERSION, __version__
+        from tritium._base.version import __version__
+        from tritium._runtime.server import TRITON_COMPAT_VERSION
 
         out.write(f"tritium {__version__} (Triton {TRITON_COMPAT_VERSION} compatible)\n")
         return 0
@@ -92,8 +93,8 @@ def _serve(
         out.write(invocation.output.rstrip("\n") + "\n")
         return 0
 
-    from tritium._logging import configure_logging
-    from tritium._server import Server, StartupError
+    from tritium._runtime.log_config import configure_logging
+    from tritium._runtime.server import Server, StartupError
 
     try:
         configure_logging(invocation.options, stream=err)
@@ -304,10 +305,10 @@ def _repo_check(
     out: TextIO,
     err: TextIO,
 ) -> int:
-    from tritium._flags import parse_bool
-    from tritium._lifecycle import detect_gpu_count
-    from tritium._repository import backend_options_for, prepare_model, scan_repositories
-    from tritium._servable import check_servable
+    from tritium._plugins.flags import parse_bool
+    from tritium._runtime.lifecycle import detect_gpu_count
+    from tritium._runtime.repository import backend_options_for, prepare_model, scan_repositories
+    from tritium._runtime.servable import check_servable
     from tritium.abc import Backend
     from tritium.config import model_config_to_json
 
@@ -359,7 +360,7 @@ def _repo_check(
     for name, directory in sorted(scan.models.items()):
         entry: dict[str, Any] = {"name": name, "path": str(directory.path)}
         try:
-            # Exactly what loading checks before creating instances (tritium._servable).
+            # Exactly what loading checks before creating instances (tritium._runtime.servable).
             prepared = prepare_model(directory, host, options, backend_for=backend_for, gpu_count=gpu_count)
             check_servable(prepared, host, backend_for)
         except _EXPECTED as exc:

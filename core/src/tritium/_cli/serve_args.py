@@ -2,7 +2,7 @@
 
 Parsing takes two phases because plugins declare flags: first ``--config``, ``--disable-plugin`` and the
 help/schema switches are picked out, the config file is read and the plugins are loaded; then the full
-parser is built from the kernel's options (:mod:`tritium._flags`), every installed frontend's and metrics
+parser is built from the kernel's options (:mod:`tritium._plugins.flags`), every installed frontend's and metrics
 sink's :class:`tritium.OptionSpec` and enable flag, and tritonserver's remaining flags (ignored with a
 warning or refused). Flags override the config file.
 
@@ -19,21 +19,11 @@ from typing import Any, NoReturn
 
 import attrs
 
-from tritium._errors import ConfigError
-from tritium._flags import (
-    FOREIGN_BOOL_FALSE,
-    KERNEL_OPTIONS,
-    TRITON_ONLY_FLAGS,
-    ForeignFlag,
-    KernelOption,
-    PluginFamily,
-    family_of,
-    parse_bool,
-)
-from tritium._install import install_command
-from tritium._options import ServerOptions
-from tritium._plugins import PluginHost, plugin_reference
-from tritium._server_config import (
+from tritium._base.errors import ConfigError
+from tritium._base.install import install_command
+from tritium._base.options import ServerOptions
+from tritium._base.specs import FrontendSpec, MetricsSinkSpec, OptionSpec
+from tritium._cli.server_config import (
     ServerConfigFile,
     _installed_components,
     assemble_server_options,
@@ -43,7 +33,17 @@ from tritium._server_config import (
     parse_backend_config,
     read_server_config,
 )
-from tritium._specs import FrontendSpec, MetricsSinkSpec, OptionSpec
+from tritium._plugins.flags import (
+    FOREIGN_BOOL_FALSE,
+    KERNEL_OPTIONS,
+    TRITON_ONLY_FLAGS,
+    ForeignFlag,
+    KernelOption,
+    PluginFamily,
+    family_of,
+    parse_bool,
+)
+from tritium._plugins.host import PluginHost, plugin_reference
 
 __all__ = ["ServeInvocation", "UsageError", "parse_serve_args"]
 

@@ -37,15 +37,15 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import yaml
 
-from tritium._errors import ConfigError
-from tritium._flags import KERNEL_OPTIONS, PLUGIN_FAMILIES, KernelOption
-from tritium._install import install_command
-from tritium._options import ServerOptions
-from tritium._plugins import value_matches
+from tritium._base.errors import ConfigError
+from tritium._base.install import install_command
+from tritium._base.options import ServerOptions
+from tritium._plugins.flags import KERNEL_OPTIONS, PLUGIN_FAMILIES, KernelOption
+from tritium._plugins.host import value_matches
 
 if TYPE_CHECKING:
-    from tritium._plugins import PluginHost
-    from tritium._specs import FrontendSpec, MetricsSinkSpec, OptionSpec
+    from tritium._base.specs import FrontendSpec, MetricsSinkSpec, OptionSpec
+    from tritium._plugins.host import PluginHost
 
 __all__ = [
     "COMPONENT_KINDS",
@@ -384,7 +384,7 @@ def server_options_from_config(
     Without ``host``, plugins are loaded (honouring the file's ``disable_plugin``)."""
     file = read_server_config(path)
     if host is None:
-        from tritium._plugins import PluginHost, plugin_reference
+        from tritium._plugins.host import PluginHost, plugin_reference
 
         host = PluginHost(
             disabled=file.server.get("disable_plugin", ()),

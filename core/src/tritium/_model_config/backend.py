@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from tritium._config_errors import Problem
+from tritium._model_config.errors import Problem
 from tritium.proto.model_config_pb2 import ModelConfig
 
 TENSORFLOW = "tensorflow"

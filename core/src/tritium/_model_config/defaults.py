@@ -5,7 +5,7 @@ Each function mutates the message it is given; :func:`tritium.config.normalize_m
 
 from __future__ import annotations
 
-from tritium._config_backend import ONNXRUNTIME, TENSORFLOW
+from tritium._model_config.backend import ONNXRUNTIME, TENSORFLOW
 from tritium.proto.model_config_pb2 import ModelConfig, ModelInstanceGroup
 
 SEQUENCE_IDLE_DEFAULT_MICROSECONDS = 1_000_000

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import attrs
 
-from tritium._config_backend import ENSEMBLE_PLATFORM
-from tritium._config_errors import Problem
+from tritium._model_config.backend import ENSEMBLE_PLATFORM
+from tritium._model_config.errors import Problem
 from tritium.proto.model_config_pb2 import ModelConfig
 
 

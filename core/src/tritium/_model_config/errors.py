@@ -6,7 +6,7 @@ Validators raise :class:`Problem` (a field path and Triton's message, no file na
 
 from __future__ import annotations
 
-from tritium._errors import ConfigError
+from tritium._base.errors import ConfigError
 
 
 class ModelConfigError(ConfigError):

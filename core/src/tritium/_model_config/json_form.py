@@ -26,7 +26,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from tritium._config_errors import ModelConfigError
+from tritium._model_config.errors import ModelConfigError
 from tritium.proto.model_config_pb2 import ModelConfig
 
 INT64_AS_STRING = frozenset(

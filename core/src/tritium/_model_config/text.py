@@ -14,7 +14,7 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
-from tritium._config_errors import ModelConfigError
+from tritium._model_config.errors import ModelConfigError
 from tritium.proto.model_config_pb2 import ModelConfig
 
 _POSITION = re.compile(r"^(\d+):(\d+) : ")

@@ -1,14 +1,15 @@
 """Validation of a model configuration as a whole, with Triton's messages (its ``ValidateModelConfig``).
 
 Platform and backend, batching, sequence batching controls, ensembles, metrics and the response cache; each
-check raises :class:`~tritium._config_errors.Problem` naming the offending field. Instance groups and tensors are
-checked by :mod:`tritium._config_validate_groups` and :mod:`tritium._config_validate_io`; an ensemble's steps
-against the configs of the models they call are checked by the ensemble scheduler (it needs those configs).
+check raises :class:`~tritium._model_config.errors.Problem` naming the offending field. Instance groups and
+tensors are checked by :mod:`tritium._model_config.validate_groups` and :mod:`tritium._model_config.validate_io`;
+an ensemble's steps against the configs of the models they call are checked by the ensemble scheduler (it needs
+those configs).
 """
 
 from __future__ import annotations
 
-from tritium._config_backend import (
+from tritium._model_config.backend import (
     ENSEMBLE_PLATFORM,
     LIBTORCH_PLATFORM,
     LIBTORCH_PLATFORM_ALT,
@@ -22,8 +23,8 @@ from tritium._config_backend import (
     TF_SAVEDMODEL_PLATFORM,
     TORCH_AOTI_PLATFORM,
 )
-from tritium._config_ensemble import validate_ensemble
-from tritium._config_errors import Problem
+from tritium._model_config.ensemble import validate_ensemble
+from tritium._model_config.errors import Problem
 from tritium.proto.model_config_pb2 import (
     DataType,
     ModelConfig,

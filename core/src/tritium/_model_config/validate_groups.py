@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from tritium._config_backend import TENSORRT_PLATFORM
-from tritium._config_errors import Problem
+from tritium._model_config.backend import TENSORRT_PLATFORM
+from tritium._model_config.errors import Problem
 from tritium.proto.model_config_pb2 import ModelConfig, ModelInstanceGroup
 
 MIN_COMPUTE_CAPABILITY = 6.0

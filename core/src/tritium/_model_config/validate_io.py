@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from tritium._config_backend import TENSORRT_PLATFORM
-from tritium._config_errors import Problem
+from tritium._model_config.backend import TENSORRT_PLATFORM
+from tritium._model_config.errors import Problem
 from tritium.proto.model_config_pb2 import BatchInput, BatchOutput, DataType, ModelConfig, ModelInput, ModelOutput
 
 WILDCARD_DIM = -1

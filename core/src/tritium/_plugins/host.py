@@ -1,7 +1,7 @@
 """The plugin host: finds plugins, calls their registration hooks once, and keeps what they declare.
 
 Plugins are modules (or objects) exposed as entry points of the group ``tritium.plugins``; the kernel's
-own components come the same way (entry point ``builtin`` -> :mod:`tritium._builtin`). Loading goes:
+own components come the same way (entry point ``builtin`` -> :mod:`tritium._runtime.builtin`). Loading goes:
 
 1. discover the entry points (plus any ``extra_plugins`` given in-process), skip blocked names;
 2. import each and register it with a fresh :class:`pluggy.PluginManager` (one per host, never global);
@@ -28,9 +28,9 @@ import attrs
 import pluggy
 
 from tritium import hookspecs
-from tritium._errors import PluginError
-from tritium._flags import KERNEL_FLAG_NAMES
-from tritium._specs import BackendSpec, FrontendSpec, MetricsSinkSpec, OptionSpec, SchedulerSpec
+from tritium._base.errors import PluginError
+from tritium._base.specs import BackendSpec, FrontendSpec, MetricsSinkSpec, OptionSpec, SchedulerSpec
+from tritium._plugins.flags import KERNEL_FLAG_NAMES
 
 __all__ = ["ENTRY_POINT_GROUP", "KINDS", "PluginHost", "PluginInfo"]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tritium._default_scheduler import DefaultScheduler
-from tritium._specs import SchedulerSpec
+from tritium._base.specs import SchedulerSpec
+from tritium._runtime.default_scheduler import DefaultScheduler
 from tritium.hookspecs import hookimpl
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextvars import ContextVar
 
-from tritium._tensors import InferenceRequest
+from tritium._base.tensors import InferenceRequest
 
 DEFAULT_MAX_CALL_DEPTH = 16
 """How many models deep requests may nest (a client's request to a model is depth 1)."""

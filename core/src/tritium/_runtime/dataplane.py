@@ -8,19 +8,19 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping
 from time import monotonic_ns as _monotonic_ns
 from typing import TYPE_CHECKING, Any
 
-from tritium._call_chain import CALL_CHAIN, DEFAULT_MAX_CALL_DEPTH
-from tritium._errors import TritiumError
-from tritium._lifecycle import READY, ModelManager
-from tritium._model_client import ScopedModelClient
-from tritium._options import ServerOptions
-from tritium._service import InferenceService, ServiceCapability
-from tritium._settings import LogSettings, TraceSettings
-from tritium._shm import SharedMemoryRegistry
-from tritium._tensors import InferenceRequest, InferenceResponse
+from tritium._base.errors import TritiumError
+from tritium._base.options import ServerOptions
+from tritium._base.tensors import InferenceRequest, InferenceResponse
+from tritium._runtime.call_chain import CALL_CHAIN, DEFAULT_MAX_CALL_DEPTH
+from tritium._runtime.lifecycle import READY, ModelManager
+from tritium._runtime.model_client import ScopedModelClient
+from tritium._runtime.service import InferenceService, ServiceCapability
+from tritium._runtime.settings import LogSettings, TraceSettings
+from tritium._runtime.shm import SharedMemoryRegistry
 from tritium.protocol import request_prefix
 
 if TYPE_CHECKING:
-    from tritium._plugins import PluginHost
+    from tritium._plugins.host import PluginHost
     from tritium.config import ModelConfig
 
 _log = logging.getLogger("tritium.dataplane")
@@ -140,7 +140,7 @@ class DataPlane(InferenceService):
         batch = [-1] if config.max_batch_size > 0 else []
 
         def tensors(items: Any) -> list[dict[str, Any]]:
-            from tritium._datatypes import DataType
+            from tritium._base.datatypes import DataType
 
             return [
                 {

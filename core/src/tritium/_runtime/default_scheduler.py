@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from tritium._errors import TritiumError
-from tritium._events import QueueSizeChanged
-from tritium._tensors import InferenceRequest, InferenceResponse
+from tritium._base.errors import TritiumError
+from tritium._base.events import QueueSizeChanged
+from tritium._base.tensors import InferenceRequest, InferenceResponse
 from tritium.abc import Scheduler, SchedulerContext
 
 

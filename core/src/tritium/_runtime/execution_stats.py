@@ -7,10 +7,10 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from tritium._errors import FailureReason, TritiumError
-from tritium._events import BatchExecuted, Event, EventBus, RequestCompleted
-from tritium._stats import ModelStatistics
-from tritium._tensors import InferenceRequest, InferenceResponse
+from tritium._base.errors import FailureReason, TritiumError
+from tritium._base.events import BatchExecuted, Event, EventBus, RequestCompleted
+from tritium._base.stats import ModelStatistics
+from tritium._base.tensors import InferenceRequest, InferenceResponse
 
 Result = InferenceResponse | TritiumError
 

@@ -1,10 +1,10 @@
 """The instances of one model version: the kernel's :class:`tritium.abc.InstanceExecutor`.
 
 A scheduler decides *which* requests run together; the pool runs them. It composes one part per job:
-:class:`~tritium._leases.InstanceLeases` (who runs next on which free instance),
-:class:`~tritium._inline_policy.InlinePolicy` (event loop or worker thread),
-:class:`~tritium._outputs.OutputRenderer` (batch the inputs, render the outputs per request) and
-:class:`~tritium._execution_stats.ExecutionRecorder` (Triton's statistics and the metrics events). What is left
+:class:`~tritium._runtime.leases.InstanceLeases` (who runs next on which free instance),
+:class:`~tritium._runtime.inline_policy.InlinePolicy` (event loop or worker thread),
+:class:`~tritium._runtime.outputs.OutputRenderer` (batch the inputs, render the outputs per request) and
+:class:`~tritium._runtime.execution_stats.ExecutionRecorder` (Triton's statistics and the metrics events). What is left
 here is the execution itself: one thread per instance (so instances run concurrently and the event loop never
 blocks), the call chain a nested request runs in, and closing.
 """
@@ -17,17 +17,17 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from tritium._call_chain import CALL_CHAIN, execution_chain
-from tritium._datatypes import DataType
-from tritium._errors import FailureReason, StatusCode, TritiumError
-from tritium._events import Event
-from tritium._execution_stats import ExecutionRecorder, Timing
-from tritium._inline_policy import InlinePolicy
-from tritium._instance_thread import InstanceThread
-from tritium._leases import InstanceLeases
-from tritium._outputs import OutputRenderer, OutputSpec
-from tritium._stats import ModelStatistics
-from tritium._tensors import InferenceRequest, InferenceResponse
+from tritium._base.datatypes import DataType
+from tritium._base.errors import FailureReason, StatusCode, TritiumError
+from tritium._base.events import Event
+from tritium._base.stats import ModelStatistics
+from tritium._base.tensors import InferenceRequest, InferenceResponse
+from tritium._runtime.call_chain import CALL_CHAIN, execution_chain
+from tritium._runtime.execution_stats import ExecutionRecorder, Timing
+from tritium._runtime.inline_policy import InlinePolicy
+from tritium._runtime.instance_thread import InstanceThread
+from tritium._runtime.leases import InstanceLeases
+from tritium._runtime.outputs import OutputRenderer, OutputSpec
 from tritium.abc import InstanceExecutor, InstanceLease, ModelInstance
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ import asyncio
 from collections import deque
 from collections.abc import Sequence
 
-from tritium._errors import TritiumError
+from tritium._base.errors import TritiumError
 from tritium.abc import InstanceLease, ModelInstance
 
 

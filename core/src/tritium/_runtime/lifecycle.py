@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from tritium._errors import ConfigError, TritiumError
-from tritium._events import Event, ModelLoaded, ModelUnloaded
-from tritium._instances import InstancePool
-from tritium._model_client import UnreachableModels
-from tritium._options import ServerOptions
-from tritium._repository import (
+from tritium._base.errors import ConfigError, TritiumError
+from tritium._base.events import Event, ModelLoaded, ModelUnloaded
+from tritium._base.options import ServerOptions
+from tritium._base.stats import ModelStatistics
+from tritium._base.tensors import InferenceRequest, InferenceResponse
+from tritium._runtime.instances import InstancePool
+from tritium._runtime.model_client import UnreachableModels
+from tritium._runtime.repository import (
     ModelDirectory,
     PreparedModel,
     backend_options_for,
@@ -35,17 +37,15 @@ from tritium._repository import (
     prepare_model,
     scan_repositories,
 )
-from tritium._servable import check_servable, scheduler_for
-from tritium._stats import ModelStatistics
-from tritium._tensors import InferenceRequest, InferenceResponse
-from tritium._validation import RequestValidator
-from tritium._warmup import run_warmup
+from tritium._runtime.servable import check_servable, scheduler_for
+from tritium._runtime.validation import RequestValidator
+from tritium._runtime.warmup import run_warmup
 from tritium.abc import Backend, InstancePlacement, ModelInstance, Scheduler, SchedulerContext
 from tritium.protocol import parse_model_version
 
 if TYPE_CHECKING:
-    from tritium._model_client import ScopedModelClient
-    from tritium._plugins import PluginHost
+    from tritium._plugins.host import PluginHost
+    from tritium._runtime.model_client import ScopedModelClient
     from tritium.config import ModelConfig
 
 _log = logging.getLogger("tritium.lifecycle")

@@ -18,7 +18,7 @@ import sys
 import time
 from typing import TextIO
 
-from tritium._options import ServerOptions
+from tritium._base.options import ServerOptions
 
 __all__ = ["TritonFormatter", "TritonLogHandler", "configure_logging"]
 

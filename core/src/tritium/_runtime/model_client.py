@@ -17,14 +17,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from tritium._call_chain import CALL_CHAIN
-from tritium._errors import TritiumError
-from tritium._tensors import InferenceRequest, InferenceResponse
+from tritium._base.errors import TritiumError
+from tritium._base.tensors import InferenceRequest, InferenceResponse
+from tritium._runtime.call_chain import CALL_CHAIN
 from tritium.abc import ModelClient, UnreachableModels
 from tritium.protocol import request_prefix
 
 if TYPE_CHECKING:
-    from tritium._dataplane import DataPlane
+    from tritium._runtime.dataplane import DataPlane
 
 T = TypeVar("T")
 

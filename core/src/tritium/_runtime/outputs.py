@@ -13,10 +13,10 @@ from typing import Any
 import attrs
 import numpy as np
 
-from tritium._classification import classify
-from tritium._datatypes import DataType
-from tritium._errors import TritiumError
-from tritium._tensors import InferenceRequest, InferenceResponse, Tensor
+from tritium._base.datatypes import DataType
+from tritium._base.errors import TritiumError
+from tritium._base.tensors import InferenceRequest, InferenceResponse, Tensor
+from tritium._runtime.classification import classify
 from tritium.abc import Batch
 
 Result = InferenceResponse | TritiumError

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from tritium._errors import ConfigError, TritiumError
-from tritium._options import ServerOptions
-from tritium._specs import BackendSpec
+from tritium._base.errors import ConfigError, TritiumError
+from tritium._base.options import ServerOptions
+from tritium._base.specs import BackendSpec
 from tritium.abc import Backend, ModelClient, ModelSource
 
 if TYPE_CHECKING:
-    from tritium._plugins import PluginHost
+    from tritium._plugins.host import PluginHost
     from tritium.config import ModelConfig
 
 ENSEMBLE_PLATFORM = "ensemble"

@@ -7,13 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tritium._errors import ConfigError, TritiumError
-from tritium._repository import PreparedModel, model_source
-from tritium._specs import SchedulerSpec
+from tritium._base.errors import ConfigError, TritiumError
+from tritium._base.specs import SchedulerSpec
+from tritium._runtime.repository import PreparedModel, model_source
 from tritium.abc import Backend
 
 if TYPE_CHECKING:
-    from tritium._plugins import PluginHost
+    from tritium._plugins.host import PluginHost
     from tritium.config import ModelConfig
 
 ENSEMBLE_BACKEND = "ensemble"

@@ -18,15 +18,15 @@ import signal
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tritium._dataplane import DataPlane
-from tritium._errors import TritiumError
-from tritium._events import EventBus
-from tritium._lifecycle import ModelManager
-from tritium._options import ServerOptions
-from tritium._plugins import PluginHost, plugin_reference
-from tritium._settings import LogSettings
-from tritium._stats import ModelStatistics
-from tritium._tensors import InferenceRequest, InferenceResponse
+from tritium._base.errors import TritiumError
+from tritium._base.events import EventBus
+from tritium._base.options import ServerOptions
+from tritium._base.stats import ModelStatistics
+from tritium._base.tensors import InferenceRequest, InferenceResponse
+from tritium._plugins.host import PluginHost, plugin_reference
+from tritium._runtime.dataplane import DataPlane
+from tritium._runtime.lifecycle import ModelManager
+from tritium._runtime.settings import LogSettings
 from tritium.abc import Frontend, MetricsSink
 
 _log = logging.getLogger("tritium.server")

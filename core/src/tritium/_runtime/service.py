@@ -18,11 +18,11 @@ import enum
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from tritium._errors import TritiumError
-from tritium._tensors import InferenceRequest, InferenceResponse
+from tritium._base.errors import TritiumError
+from tritium._base.tensors import InferenceRequest, InferenceResponse
 
 if TYPE_CHECKING:
-    from tritium._shm import SharedMemoryRegistry
+    from tritium._runtime.shm import SharedMemoryRegistry
     from tritium.config import ModelConfig
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from tritium._errors import TritiumError
+from tritium._base.errors import TritiumError
 
 LOG_FORMATS = ("default", "ISO8601")
 TRACE_LEVELS = ("OFF", "TIMESTAMPS", "TENSORS")
@@ -76,7 +76,7 @@ class LogSettings:
     def apply(self) -> None:
         """Make the settings take effect: on the ``tritium serve`` log handler when there is one (it
         filters by severity switches and formats lines), else on the ``tritium`` logger's level."""
-        from tritium._logging import TritonLogHandler
+        from tritium._runtime.log_config import TritonLogHandler
 
         handlers = [h for h in logging.getLogger().handlers if isinstance(h, TritonLogHandler)]
         for handler in handlers:

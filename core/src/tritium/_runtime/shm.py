@@ -26,7 +26,7 @@ from typing import Any
 
 import attrs
 
-from tritium._errors import StatusCode, TritiumError
+from tritium._base.errors import StatusCode, TritiumError
 
 DISABLED_MESSAGE = (
     "Client shared memory is disabled. Start the server with '--allow-client-shm=true' to enable."

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from tritium._datatypes import DataType
-from tritium._errors import TritiumError
-from tritium._tensors import InferenceRequest, Tensor
+from tritium._base.datatypes import DataType
+from tritium._base.errors import TritiumError
+from tritium._base.tensors import InferenceRequest, Tensor
 from tritium.protocol import request_prefix
 
 if TYPE_CHECKING:

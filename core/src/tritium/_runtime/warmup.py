@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tritium._datatypes import DataType
-from tritium._errors import TritiumError
+from tritium._base.datatypes import DataType
+from tritium._base.errors import TritiumError
 from tritium.abc import Batch, ModelInstance
 
 if TYPE_CHECKING:

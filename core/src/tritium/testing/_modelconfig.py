@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from tritium._datatypes import DataType
+from tritium._base.datatypes import DataType
 from tritium.config import ModelConfig
 
 __all__ = [

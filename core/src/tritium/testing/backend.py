@@ -32,8 +32,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tritium._errors import ConfigError, TritiumError
-from tritium._tensors import InferenceRequest, RequestedOutput
+from tritium._base.errors import ConfigError, TritiumError
+from tritium._base.tensors import InferenceRequest, RequestedOutput
 from tritium.abc import Backend, ModelInstance, ModelSource
 from tritium.config import normalize_model_config
 from tritium.testing._modelconfig import ModelConfig, is_decoupled, is_refinement

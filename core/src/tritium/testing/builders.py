@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from tritium._datatypes import DataType
-from tritium._tensors import InferenceRequest, RequestedOutput, Tensor
+from tritium._base.datatypes import DataType
+from tritium._base.tensors import InferenceRequest, RequestedOutput, Tensor
 from tritium.abc import Batch
 from tritium.testing._modelconfig import config_datatype, full_dims
 

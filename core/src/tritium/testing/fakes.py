@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 from google.protobuf import text_format
 
-from tritium._datatypes import DataType
-from tritium._errors import TritiumError
-from tritium._events import Event
-from tritium._service import InferenceService
-from tritium._specs import BackendSpec
-from tritium._tensors import InferenceRequest, InferenceResponse, RequestedOutput, Tensor
+from tritium._base.datatypes import DataType
+from tritium._base.errors import TritiumError
+from tritium._base.events import Event
+from tritium._base.specs import BackendSpec
+from tritium._base.tensors import InferenceRequest, InferenceResponse, RequestedOutput, Tensor
+from tritium._runtime.service import InferenceService
 from tritium.abc import (
     Backend,
     Batch,

@@ -36,11 +36,11 @@ import attrs
 import numpy as np
 import pytest
 
-from tritium._datatypes import DataType
-from tritium._options import ServerOptions
-from tritium._server import Server
-from tritium._specs import FrontendSpec
-from tritium._tensors import Tensor
+from tritium._base.datatypes import DataType
+from tritium._base.options import ServerOptions
+from tritium._base.specs import FrontendSpec
+from tritium._base.tensors import Tensor
+from tritium._runtime.server import Server
 from tritium.abc import Frontend
 from tritium.testing import fakes
 from tritium.testing.builders import random_array

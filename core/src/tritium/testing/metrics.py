@@ -17,8 +17,8 @@ from typing import ClassVar
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from tritium._errors import FailureReason
-from tritium._events import (
+from tritium._base.errors import FailureReason
+from tritium._base.events import (
     BatchExecuted,
     Event,
     ModelLoaded,

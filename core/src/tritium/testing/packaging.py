@@ -24,7 +24,7 @@ import pluggy
 import pytest
 
 from tritium import hookspecs
-from tritium._specs import BackendSpec, FrontendSpec, MetricsSinkSpec, OptionSpec, SchedulerSpec
+from tritium._base.specs import BackendSpec, FrontendSpec, MetricsSinkSpec, OptionSpec, SchedulerSpec
 from tritium.abc import Backend
 
 __all__ = [

@@ -27,10 +27,10 @@ import attrs
 import numpy as np
 import pytest
 
-from tritium._errors import TritiumError
-from tritium._events import Event, QueueSizeChanged
-from tritium._instances import InstancePool
-from tritium._tensors import InferenceRequest, InferenceResponse
+from tritium._base.errors import TritiumError
+from tritium._base.events import Event, QueueSizeChanged
+from tritium._base.tensors import InferenceRequest, InferenceResponse
+from tritium._runtime.instances import InstancePool
 from tritium.abc import Batch, ModelInstance, Scheduler, SchedulerContext
 from tritium.testing._modelconfig import ModelConfig, config_datatype
 from tritium.testing.builders import build_request
@@ -116,7 +116,7 @@ class SchedulerConformance:
     @pytest.fixture
     def scheduler_config(self) -> ModelConfig:
         """An identity-model config the scheduler serves (inputs INPUTn, outputs OUTPUTn)."""
-        from tritium._datatypes import DataType
+        from tritium._base.datatypes import DataType
 
         return identity_config("conformance", DataType.INT32, (4,), max_batch_size=8, inputs=2)
 

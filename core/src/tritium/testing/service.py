@@ -25,11 +25,11 @@ from typing import Any
 
 import attrs
 
-from tritium._datatypes import DataType
-from tritium._errors import TritiumError
-from tritium._service import InferenceService, ServiceCapability
-from tritium._shm import SharedMemoryRegistry
-from tritium._tensors import InferenceRequest, InferenceResponse, Tensor
+from tritium._base.datatypes import DataType
+from tritium._base.errors import TritiumError
+from tritium._base.tensors import InferenceRequest, InferenceResponse, Tensor
+from tritium._runtime.service import InferenceService, ServiceCapability
+from tritium._runtime.shm import SharedMemoryRegistry
 
 __all__ = ["ReferenceModel", "ReferenceService"]
 

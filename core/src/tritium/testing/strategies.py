@@ -22,9 +22,9 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tritium._datatypes import DataType
-from tritium._errors import FailureReason
-from tritium._events import (
+from tritium._base.datatypes import DataType
+from tritium._base.errors import FailureReason
+from tritium._base.events import (
     BatchExecuted,
     Event,
     ModelLoaded,
@@ -32,7 +32,7 @@ from tritium._events import (
     QueueSizeChanged,
     RequestCompleted,
 )
-from tritium._tensors import InferenceRequest, RequestedOutput, Tensor
+from tritium._base.tensors import InferenceRequest, RequestedOutput, Tensor
 from tritium.testing._modelconfig import ModelConfig, config_datatype, new_config
 
 __all__ = [

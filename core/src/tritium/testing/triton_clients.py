@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from tritium._datatypes import DataType
-from tritium._tensors import Tensor
+from tritium._base.datatypes import DataType
+from tritium._base.tensors import Tensor
 
 __all__ = ["TritonGrpcClient", "TritonHttpClient"]
 
