@@ -285,6 +285,10 @@ def test_thread_counts_are_set_once_by_the_first_model(torch_models, tmp_path):
         torch.set_num_threads(before)
 
 
+def test_supports_gpu_is_whether_torch_sees_cuda():
+    assert TorchBackend({}).supports_gpu() is torch.cuda.is_available()
+
+
 def test_gpu_placement_without_cuda_is_unavailable(torch_models, tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA: see test_torch_gpu.py")

@@ -68,6 +68,19 @@ class TorchBackend(Backend):
         """None when torch is importable, else how to install it."""
         return availability()
 
+    def supports_gpu(self) -> bool:
+        """Whether this PyTorch can use a CUDA device here (a CUDA build on a machine with a GPU): instance
+        groups that name no kind then go to the GPUs (imports torch)."""
+        if availability() is not None:
+            return False
+        _before_importing_torch()
+        import torch
+
+        try:
+            return bool(torch.cuda.is_available())
+        except Exception:  # a broken CUDA setup is no GPU for this backend
+            return False
+
     def auto_complete_config(self, source: ModelSource, config: ModelConfig) -> ModelConfig:
         """Triton auto-completes no PyTorch model: the config comes back unchanged (with Triton's warning),
         unless ``aoti-auto-complete`` is on and the model is a ``torch_aoti`` package."""
