@@ -246,6 +246,18 @@ def test_parameters_reach_the_executing_thread(torch_models, tmp_path):
     assert seen["optimize"] is False
 
 
+def test_process_wide_jit_flags_are_set_before_each_execution(torch_models, tmp_path):
+    before = torch._C._jit_texpr_fuser_enabled()
+    try:
+        instance = load(torch_models, tmp_path, "identity", ONE_FP32 + f"""
+            parameters {{ key: "ENABLE_TENSOR_FUSER" value {{ string_value: "{str(not before).lower()}" }} }}
+        """)
+        run(instance, {"INPUT__0": np.ones((1, 2), np.float32)}, 1)
+        assert torch._C._jit_texpr_fuser_enabled() is (not before)
+    finally:
+        torch._C._jit_set_texpr_fuser_enabled(before)
+
+
 def test_weight_sharing_shares_one_module_per_device(torch_models, tmp_path):
     backend = TorchBackend({})
     text = """
