@@ -95,3 +95,22 @@ def test_nothing_to_go_by_is_a_config_error(tmp_path: Path) -> None:
     files(tmp_path / "m", "1", "weights.bin")
     with pytest.raises(ConfigError, match="unable to determine the backend of model 'm'"):
         resolve(tmp_path, "m")
+
+
+TENSORFLOW_BOTH = Backends(
+    ONNX,
+    BackendSpec(
+        "tensorflow", _factory, "model.savedmodel", platforms=("tensorflow_savedmodel", "tensorflow_graphdef")
+    ),
+)
+
+
+def test_the_platform_is_the_one_triton_infers_from_the_files(tmp_path: Path) -> None:
+    """A folder holding only ``model.graphdef`` is ``tensorflow_graphdef``, not the backend's first platform."""
+    files(tmp_path / "g", "1", "model.graphdef")
+    files(tmp_path / "s", "1", "model.savedmodel/")
+    assert resolve(tmp_path, "g", TENSORFLOW_BOTH) == ("tensorflow", "tensorflow_graphdef")
+    assert resolve(tmp_path, "s", TENSORFLOW_BOTH) == ("tensorflow", "tensorflow_savedmodel")
+    (tmp_path / "b" / "1").mkdir(parents=True)
+    (tmp_path / "b" / "config.pbtxt").write_text('backend: "tensorflow"\n')
+    assert resolve(tmp_path, "b", TENSORFLOW_BOTH)[1] == "tensorflow_savedmodel"  # nothing to infer from

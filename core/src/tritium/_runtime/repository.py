@@ -212,6 +212,27 @@ def _backend_by_triton_rules(config: ModelConfig, model_dir: Path, host: PluginH
     return spec
 
 
+def _apply_triton_platform(config: ModelConfig, model_dir: Path, spec: BackendSpec) -> None:
+    """Fill ``platform`` (and ``default_model_filename`` when Triton's rules name one) of a config that
+    names no platform: what Triton's rules infer from the model's files when that is one of the backend's
+    platforms (a folder holding ``model.graphdef`` is ``tensorflow_graphdef``), else the backend's first."""
+    from tritium.config import ModelConfigError, autofill_backend_fields
+
+    subfolders = sorted(p for p in model_dir.iterdir() if p.is_dir()) if model_dir.is_dir() else []
+    try:
+        filled = autofill_backend_fields(
+            config, model_name=model_dir.name, version_dir=subfolders[0] if subfolders else None
+        )
+    except ModelConfigError:
+        filled = None
+    if filled is not None and filled.platform in spec.platforms:
+        config.platform = filled.platform
+        if filled.default_model_filename and not config.default_model_filename:
+            config.default_model_filename = filled.default_model_filename
+    else:
+        config.platform = spec.platforms[0]
+
+
 def _has_auto_kind(config: ModelConfig) -> bool:
     """Whether an instance group leaves its kind to the server (none given, or KIND_AUTO)."""
     if config.HasField("ensemble_scheduling"):
@@ -276,10 +297,10 @@ def prepare_model(
     available = version_numbers(model_dir)
     spec = _resolve_backend(config, model_dir, available, host, source)
     if spec is not None:
+        if not config.platform and spec.platforms:
+            _apply_triton_platform(config, model_dir, spec)
         if not config.backend:
             config.backend = spec.name
-        if not config.platform and spec.platforms:
-            config.platform = spec.platforms[0]
     backend_name = spec.name if spec else ENSEMBLE_PLATFORM
     if spec is not None and options.auto_complete_config and backend_for is not None:
         newest = available[-1] if available else 1
