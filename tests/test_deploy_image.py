@@ -334,11 +334,6 @@ def test_drain_stops_admitting_at_once(drain: Drain) -> None:
     assert drain.new_request_after_sigterm != 200, drain.describe()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kernel: on SIGTERM Server._shutdown stops the frontends first, so the listeners close and new "
-    "connections are refused instead of answered 503 while requests drain (reported to the lead)",
-)
 def test_drain_answers_503_while_draining(drain: Drain) -> None:
     """Issue 16: during the drain readiness answers 503 and new requests get 503 (connections stay open)."""
     assert (drain.ready_after_sigterm, drain.new_request_after_sigterm) == (503, 503), drain.describe()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
@@ -46,6 +47,13 @@ def test_sigterm_finishes_requests_in_flight_and_exits_zero(tmp_path: Path, trit
     worker.start()
     time.sleep(0.5)  # the request is executing
     server.process.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    # Draining: still listening, not ready, new requests refused with 503 rather than a refused connection.
+    ready = requests.get(f"http://{server.http_url}/v2/health/ready", timeout=5)
+    assert ready.status_code == 503
+    late = requests.post(f"http://{server.http_url}/v2/models/slow/infer", timeout=5, json={
+        "inputs": [{"name": "INPUT0", "shape": [1, 1], "datatype": "FP32", "data": [1.0]}]})
+    assert late.status_code == 503 and "Server is stopping" in late.json()["error"]
     worker.join(30)
     assert len(results) == 1 and np.asarray(results[0]).tolist() == [[7.0]]
     assert server.process.wait(30) == 0

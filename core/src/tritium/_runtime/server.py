@@ -188,8 +188,9 @@ class Server:
             service.begin_shutdown()
         if self._models is not None:
             await self._models.stop_polling()
-        # Frontends stop accepting at once and answer what is in flight, while the kernel watches the clock.
-        stops = [asyncio.ensure_future(f.stop()) for f in self._running]
+        # Drain: the listeners stay open, so a client (or a load balancer still sending) gets 503 /
+        # UNAVAILABLE from the data plane and a not-ready answer from health checks instead of a refused
+        # connection, until the requests in flight are done or the exit timeout passes.
         if service is not None and service.in_flight:
             _log.info("waiting for %d request(s) in flight", service.in_flight)
             if not await service.wait_idle(max(deadline - loop.time(), 0.0)):
@@ -201,6 +202,8 @@ class Server:
                 if self._models is not None:
                     self._models.abort_pending(TritiumError.unavailable(EXIT_TIMEOUT_MESSAGE))
         margin_deadline = max(deadline, loop.time()) + SHUTDOWN_MARGIN_SECS
+        # Then the frontends stop accepting and answer what they still hold (aborted requests included).
+        stops = [asyncio.ensure_future(f.stop()) for f in self._running]
         if stops:
             _, pending = await asyncio.wait(stops, timeout=max(margin_deadline - loop.time(), 0.0))
             for frontend, stop in zip(self._running, stops, strict=True):
