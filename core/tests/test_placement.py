@@ -48,7 +48,7 @@ class Plugin:
 
 @pytest.fixture
 def two_gpus(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(lifecycle, "detect_gpu_count", lambda: 2)
+    monkeypatch.setattr(lifecycle, "visible_gpu_count", lambda: 2)
     yield
 
 

@@ -5,6 +5,7 @@ The public API is what ``__all__`` lists; modules starting with ``_`` are privat
 
 from tritium import codec, protocol
 from tritium._base.datatypes import DataType
+from tritium._base.devices import visible_gpu_count
 from tritium._base.errors import ConfigError, FailureReason, PluginError, StatusCode, TritiumError
 from tritium._base.events import (
     BatchExecuted,
@@ -90,5 +91,6 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "install_command",
+    "visible_gpu_count",
     "__version__",
 ]

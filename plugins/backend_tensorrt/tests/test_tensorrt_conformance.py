@@ -1,7 +1,6 @@
 """The kernel's backend conformance suite run on the TensorRT backend over the TensorRT test double.
 
-The kit places instances on the CPU (``tritium.testing.fakes.placement``); TensorRT serves GPU instances
-only, so this module hands the kit GPU placements instead (see the autouse fixture).
+TensorRT serves GPU instances only, so the kit places instances on the GPU (``placement_kind``).
 """
 
 from __future__ import annotations
@@ -9,20 +8,13 @@ from __future__ import annotations
 import pytest
 from hypothesis import strategies as st
 
-import tritium.testing.backend as kit_backend
-from tritium import DataType, InstancePlacement
+from tritium import DataType
 from tritium.testing import BackendConformance
 from tritium.testing.strategies import requests_for
 
 
-def _gpu_placement(config, index=0):
-    return InstancePlacement(f"{config.name}_{index}", "GPU", 0, f"{config.name}_0", index)
-
-
 class TestTensorRTBackendConformance(BackendConformance):
-    @pytest.fixture(autouse=True)
-    def _gpu_placements(self, monkeypatch):
-        monkeypatch.setattr(kit_backend, "placement", _gpu_placement)
+    placement_kind = "GPU"
 
     @pytest.fixture
     def request_strategy(self, loaded_config):

@@ -7,10 +7,9 @@ import inspect
 
 import numpy as np
 import pytest
-from tritium_backend_tensorrt._availability import visible_gpu_count
 from tritium_backend_tensorrt._cuda import CudaRuntime, DeviceApi, _import_cudart
 
-from tritium import StatusCode, TritiumError
+from tritium import StatusCode, TritiumError, visible_gpu_count
 
 _METHODS = sorted(
     name for name, _ in inspect.getmembers(DeviceApi, inspect.isfunction) if not name.startswith("_")

@@ -13,7 +13,6 @@ from tritium_backend_tensorrt._availability import (
     INSTALL_TENSORRT,
     NEEDS_GPU,
     availability,
-    visible_gpu_count,
 )
 
 from tritium import BackendSpec
@@ -60,18 +59,6 @@ def test_availability_names_every_missing_piece():
     assert availability(installed=have("tensorrt"), binding_installed=lambda: True, gpu_count=lambda: 0) == NEEDS_GPU
     assert availability(installed=have("tensorrt"), binding_installed=lambda: True, gpu_count=lambda: 2) is None
     assert "install tensorrt" in INSTALL_TENSORRT and "needs a CUDA GPU" in NEEDS_GPU
-
-
-def test_visible_gpus_follow_cuda_visible_devices(monkeypatch, tmp_path):
-    import os
-
-    monkeypatch.setattr(os, "listdir", lambda path: ["nvidia0", "nvidia1", "nvidiactl", "null"])
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    assert visible_gpu_count() == 2
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
-    assert visible_gpu_count() == 1
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
-    assert visible_gpu_count() == 0
 
 
 def test_this_machine_reports_the_real_reason():

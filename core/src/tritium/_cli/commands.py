@@ -305,8 +305,8 @@ def _repo_check(
     out: TextIO,
     err: TextIO,
 ) -> int:
+    from tritium._base.devices import visible_gpu_count
     from tritium._plugins.flags import parse_bool
-    from tritium._runtime.lifecycle import detect_gpu_count
     from tritium._runtime.repository import backend_options_for, prepare_model, scan_repositories
     from tritium._runtime.servable import check_servable
     from tritium.abc import Backend
@@ -352,7 +352,7 @@ def _repo_check(
         return backend
 
     scan = scan_repositories(options.model_repositories)
-    gpu_count = detect_gpu_count()
+    gpu_count = visible_gpu_count()
     results: list[dict[str, Any]] = []
     for name, paths in sorted(scan.duplicates.items()):
         where = ", ".join(str(p) for p in paths)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from tritium._base.devices import visible_gpu_count
 from tritium._base.errors import ConfigError, TritiumError
 from tritium._base.events import Event, ModelLoaded, ModelUnloaded
 from tritium._base.options import ServerOptions
@@ -56,19 +56,6 @@ UNLOADING = "UNLOADING"
 UNAVAILABLE = "UNAVAILABLE"
 
 _KIND_GPU = 1
-
-
-def detect_gpu_count() -> int:
-    """Number of NVIDIA GPUs visible to this process (device nodes; no driver library needed)."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    try:
-        nodes = [n for n in os.listdir("/dev") if re.fullmatch(r"nvidia\d+", n)]
-    except OSError:
-        return 0
-    if visible is not None:
-        ids = [v for v in visible.split(",") if v.strip() and v.strip() != "-1"]
-        return min(len(ids), len(nodes))
-    return len(nodes)
 
 
 @attrs.define(slots=True, eq=False)
@@ -149,7 +136,7 @@ class ModelManager:
         self._records: dict[str, ModelRecord] = {}
         self._backends: dict[str, Backend] = {}
         self._load_slots = asyncio.Semaphore(max(options.model_load_thread_count, 1))
-        self.gpu_count = detect_gpu_count()
+        self.gpu_count = visible_gpu_count()
         self._poll_task: asyncio.Task[None] | None = None
         self.client_for: Callable[[str], ScopedModelClient] | None = None
         """Makes the model client of a model (its scheduler's and instances' way to other models); set by

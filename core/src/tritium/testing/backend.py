@@ -88,10 +88,13 @@ class BackendConformance:
     * ``validates_model_file``: loading a version whose model file holds garbage must raise
       :class:`tritium.TritiumError` or :class:`tritium.ConfigError` (set False for backends that ignore
       the file's content);
-    * ``concurrent_rounds``: executions per thread in the concurrency test.
+    * ``concurrent_rounds``: executions per thread in the concurrency test;
+    * ``placement_kind``: where the kit places instances, ``"CPU"`` (default) or ``"GPU"`` for a backend that
+      serves GPU instances only.
     """
 
     deterministic: ClassVar[bool] = True
+    placement_kind: ClassVar[str] = "CPU"
     validates_model_file: ClassVar[bool] = True
     concurrent_rounds: ClassVar[int] = 10
 
@@ -142,7 +145,7 @@ class BackendConformance:
     ) -> Iterator[ModelInstance]:
         """One instance of the model, closed after the test."""
         source, _ = model_source_and_config
-        instance = backend.create_instance(source, loaded_config, placement(loaded_config, 0))
+        instance = backend.create_instance(source, loaded_config, placement(loaded_config, 0, self.placement_kind))
         yield instance
         instance.close()
 
@@ -205,7 +208,7 @@ class BackendConformance:
         loaded_config: ModelConfig,
     ) -> None:
         source, _ = model_source_and_config
-        instance = backend.create_instance(source, loaded_config, placement(loaded_config, 0))
+        instance = backend.create_instance(source, loaded_config, placement(loaded_config, 0, self.placement_kind))
         instance.close()
         instance.close()
 
@@ -234,7 +237,8 @@ class BackendConformance:
             backend_options=source.backend_options,
         )
         with pytest.raises((TritiumError, ConfigError)):
-            instance = backend.create_instance(broken_source, loaded_config, placement(loaded_config, 0))
+            where = placement(loaded_config, 0, self.placement_kind)
+            instance = backend.create_instance(broken_source, loaded_config, where)
             instance.close()
 
     # ------------------------------------------------------------------------------------ execute
@@ -315,7 +319,10 @@ class BackendConformance:
         sample_requests: Sequence[InferenceRequest],
     ) -> None:
         source, _ = model_source_and_config
-        instances = [backend.create_instance(source, loaded_config, placement(loaded_config, i)) for i in range(2)]
+        instances = [
+            backend.create_instance(source, loaded_config, placement(loaded_config, i, self.placement_kind))
+            for i in range(2)
+        ]
         decoupled = is_decoupled(loaded_config)
 
         def run(instance: ModelInstance) -> list[Any]:

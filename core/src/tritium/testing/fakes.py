@@ -241,10 +241,11 @@ def model_source(model_dir: str | Path, version: int = 1, model_file: str = IDEN
     )
 
 
-def placement(config: Any, index: int = 0) -> InstancePlacement:
-    """A CPU placement like the kernel gives instance ``index`` of a model's first instance group."""
+def placement(config: Any, index: int = 0, kind: str = "CPU") -> InstancePlacement:
+    """A placement like the kernel gives instance ``index`` of a model's first instance group (``kind``
+    ``"CPU"`` or ``"GPU"``, device 0)."""
     return InstancePlacement(
-        name=f"{config.name}_{index}", kind="CPU", device_id=0, group_name=config.name, index=index
+        name=f"{config.name}_{index}", kind=kind, device_id=0, group_name=config.name, index=index
     )
 
 

@@ -8,26 +8,13 @@ get it, so that ``tritium plugins``, the startup log and a model's load error sa
 from __future__ import annotations
 
 import importlib.util
-import os
-import re
 from collections.abc import Callable
+
+from tritium import visible_gpu_count
 
 INSTALL_TENSORRT = "install tensorrt: pip install 'tritium-backend-tensorrt[gpu]' (TensorRT 10 and cuda-python)"
 INSTALL_CUDA_PYTHON = "install the CUDA runtime binding: pip install 'cuda-python>=12'"
 NEEDS_GPU = "needs a CUDA GPU: no NVIDIA GPU is visible to this process (/dev/nvidia*, CUDA_VISIBLE_DEVICES)"
-
-
-def visible_gpu_count() -> int:
-    """NVIDIA GPUs this process may use: device nodes, narrowed by ``CUDA_VISIBLE_DEVICES`` (as the kernel)."""
-    try:
-        nodes = [name for name in os.listdir("/dev") if re.fullmatch(r"nvidia\d+", name)]
-    except OSError:
-        return 0
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is None:
-        return len(nodes)
-    ids = [v for v in visible.split(",") if v.strip() and v.strip() != "-1"]
-    return min(len(ids), len(nodes))
 
 
 def _installed(module: str) -> bool:
