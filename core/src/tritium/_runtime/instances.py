@@ -300,6 +300,8 @@ class InstancePool(InstanceExecutor):
         self, instance: ModelInstance, requests: Sequence[InferenceRequest]
     ) -> tuple[list[Result], Timing]:
         """:meth:`_execute_batch`, with the requests' call chain published for the instance's model client."""
+        if len(requests) == 1 and not requests[0].call_chain and not CALL_CHAIN.get():
+            return self._execute_batch(instance, requests)  # the common case: one request from a client
         chain = execution_chain(requests, self.model_name)
         if not chain and not CALL_CHAIN.get():
             return self._execute_batch(instance, requests)
