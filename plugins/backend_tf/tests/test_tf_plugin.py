@@ -51,6 +51,20 @@ def test_availability_without_tensorflow_says_how_to_install(monkeypatch):
     assert "pip install 'tritium-backend-tf[cpu]'" in INSTALL_HINT
 
 
+def test_unspecified_instance_groups_go_to_a_gpu_only_with_a_gpu_build_and_a_gpu(monkeypatch):
+    """``supports_gpu`` (the kernel's default placement): False with tensorflow-cpu (here) or without a GPU,
+    True with the GPU build on a machine with a visible GPU; TensorFlow is not imported to find out."""
+    import tritium_backend_tf._backend as backend_module
+
+    backend = TensorFlowBackend({})
+    monkeypatch.setattr(backend_module, "visible_gpu_count", lambda: 1)
+    assert backend.supports_gpu() is False  # tensorflow-cpu is what this environment installs
+    monkeypatch.setattr(backend_module, "_cpu_only_build", lambda: False)
+    assert backend.supports_gpu() is True
+    monkeypatch.setattr(backend_module, "visible_gpu_count", lambda: 0)
+    assert backend.supports_gpu() is False
+
+
 IMPORT_PROBE = """
 import json, logging, sys, time
 from pathlib import Path

@@ -10,6 +10,7 @@ logged with the load.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import importlib.util
 import logging
 import os
@@ -22,7 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from tritium import Backend, ConfigError, InstancePlacement, ModelInstance, ModelSource, TritiumError
+from tritium import (
+    Backend,
+    ConfigError,
+    InstancePlacement,
+    ModelInstance,
+    ModelSource,
+    TritiumError,
+    visible_gpu_count,
+)
 from tritium_backend_tf._autocomplete import auto_complete, validate
 from tritium_backend_tf._instance import SharedSession, TensorFlowInstance
 from tritium_backend_tf._savedmodel_file import SavedModelFile
@@ -64,6 +73,11 @@ class TensorFlowBackend(Backend):
     def availability(self) -> str | None:
         """None when TensorFlow (tensorflow or tensorflow-cpu) is installed, else how to install it."""
         return availability()
+
+    def supports_gpu(self) -> bool:
+        """Whether instance groups that name no kind may go to a GPU: a GPU is visible and the installed
+        TensorFlow is a GPU-capable build (``tensorflow``, not ``tensorflow-cpu``). Imports nothing."""
+        return availability() is None and visible_gpu_count() > 0 and not _cpu_only_build()
 
     # ------------------------------------------------------------------------------------ auto-complete
     def auto_complete_config(self, source: ModelSource, config: ModelConfig) -> ModelConfig:
@@ -198,6 +212,15 @@ class TensorFlowBackend(Backend):
         """How many sessions are listed for sharing (for tests and diagnostics)."""
         with self._lock:
             return len(self._sessions)
+
+
+def _cpu_only_build() -> bool:
+    """Whether the installed TensorFlow is the CPU-only distribution (``tensorflow-cpu``)."""
+    try:
+        importlib.metadata.distribution("tensorflow-cpu")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def availability() -> str | None:
