@@ -184,14 +184,14 @@ def build_torch_examples(out: Path) -> list[str]:
         example = torch.zeros(2, 16)
         export_aoti(add_sub_module(), (example, example.clone()), path)
 
-    _write_bytes(aoti_dir / "1" / "model.pt2", cached_package("simple_aoti", compile_simple_aoti).read_bytes())
+    _write_bytes(aoti_dir / "1" / "model.pt2", cached_package("simple_aoti", compile_simple_aoti))
     _write_text(aoti_dir / "config.pbtxt", SIMPLE_AOTI_CONFIG)
     return names
 
 
-def cached_package(name: str, compile_to: Any) -> Path:
-    """The AOTInductor package ``name`` from the cache, compiled with ``compile_to(path)`` on a miss. The key
-    holds the builder version, the torch version and the machine (packages hold native code)."""
+def cached_package(name: str, compile_to: Any) -> bytes:
+    """The bytes of AOTInductor package ``name`` from the cache, compiled with ``compile_to(path)`` on a miss.
+    The key holds the builder version, the torch version and the machine (packages hold native code)."""
     import torch
 
     key = hashlib.sha256(
@@ -199,13 +199,20 @@ def cached_package(name: str, compile_to: Any) -> Path:
     ).hexdigest()[:16]
     cache = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "tritium" / "examples")
     cached = cache / f"{name}-{key}.pt2"
-    if not cached.is_file():
+    if cached.is_file():
+        return cached.read_bytes()
+    try:
         cache.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            built = Path(tmp) / "model.pt2"
-            compile_to(built)
-            built.replace(cached)  # atomic: concurrent builders each publish a complete package
-    return cached
+        workdir = Path(tempfile.mkdtemp(dir=cache))
+    except OSError:  # no writable cache (read-only home): compile without caching
+        workdir = Path(tempfile.mkdtemp())
+        cached = workdir / "model.pt2"
+    built = workdir / "build.pt2"
+    compile_to(built)
+    built.replace(cached)  # atomic: concurrent builders each publish a complete package
+    data = cached.read_bytes()
+    shutil.rmtree(workdir, ignore_errors=True)
+    return data
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
