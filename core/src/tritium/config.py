@@ -25,6 +25,17 @@ from tritium._model_config.backend import Entries, complete_backend_fields
 from tritium._model_config.defaults import fill_instance_groups, fill_model_defaults
 from tritium._model_config.errors import ModelConfigError, Problem
 from tritium._model_config.json_form import INT64_AS_STRING, model_config_from_json, model_config_to_json
+from tritium._model_config.parameters import (
+    bool_parameter,
+    enum_name,
+    int_parameter,
+    parameter_value,
+    parse_bool_value,
+    parse_float_value,
+    parse_int_value,
+    set_enum,
+    shape_string,
+)
 from tritium._model_config.text import format_model_config, load_model_config, parse_model_config
 from tritium._model_config.validate import validate_model_config
 from tritium._model_config.validate_groups import validate_instance_groups
@@ -79,17 +90,26 @@ __all__ = [
     "ModelVersionPolicy",
     "ModelWarmup",
     "autofill_backend_fields",
+    "bool_parameter",
     "config_datatype",
     "datatype_of",
+    "enum_name",
     "format_model_config",
     "full_input_shape",
+    "int_parameter",
     "is_decoupled",
     "load_model_config",
     "model_config_from_json",
     "model_config_to_json",
     "normalize_model_config",
+    "parameter_value",
+    "parse_bool_value",
+    "parse_float_value",
+    "parse_int_value",
     "parse_model_config",
     "scheduling_section",
+    "set_enum",
+    "shape_string",
 ]
 
 

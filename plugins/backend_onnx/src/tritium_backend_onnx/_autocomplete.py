@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tritium import ConfigError
-from tritium_backend_onnx._configutil import enum_name, set_enum, shape_string
+from tritium.config import enum_name, set_enum, shape_string
 from tritium_backend_onnx._dtypes import config_type_name, datatype_of
 from tritium_backend_onnx._signature import ModelSignature, TensorInfo
 

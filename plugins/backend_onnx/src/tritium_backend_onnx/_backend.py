@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tritium import Backend, ConfigError, InstancePlacement, ModelInstance, ModelSource, TritiumError, install_command
+from tritium.config import parse_int_value as parse_int
 from tritium_backend_onnx._autocomplete import DEFAULT_MAX_BATCH_SIZE, auto_complete, validate
-from tritium_backend_onnx._configutil import parse_int
 from tritium_backend_onnx._instance import OnnxInstance, runtime_error
 from tritium_backend_onnx._providers import CPU, CUDA, select_providers
 from tritium_backend_onnx._session import SessionSettings

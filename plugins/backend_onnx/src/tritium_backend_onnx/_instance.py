@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tritium import Batch, DataType, FailureReason, ModelInstance, StatusCode, TritiumError
-from tritium_backend_onnx._configutil import enum_name
+from tritium.config import enum_name
 from tritium_backend_onnx._dtypes import bf16_to_ortvalue, decode_strings, encode_strings, ortvalue_to_bf16
 from tritium_backend_onnx._signature import ModelSignature
 

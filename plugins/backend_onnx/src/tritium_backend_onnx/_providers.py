@@ -27,7 +27,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from tritium import ConfigError, TritiumError, install_command
-from tritium_backend_onnx._configutil import parameter, parse_bool, parse_int
+from tritium.config import parameter_value as parameter
+from tritium.config import parse_bool_value as parse_bool
+from tritium.config import parse_int_value as parse_int
 
 if TYPE_CHECKING:
     from tritium.config import ModelConfig

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from tritium import ConfigError
-from tritium_backend_onnx._configutil import bool_parameter, int_parameter, parameter
+from tritium.config import bool_parameter, int_parameter
+from tritium.config import parameter_value as parameter
 
 if TYPE_CHECKING:
     from tritium.config import ModelConfig

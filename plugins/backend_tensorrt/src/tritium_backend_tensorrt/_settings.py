@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from tritium import ConfigError
+from tritium.config import parse_bool_value
 
 if TYPE_CHECKING:
     from tritium.config import ModelConfig
@@ -32,13 +33,8 @@ _STRATEGIES = ("STATIC", "ON_PROFILE_CHANGE")
 
 
 def parse_bool(value: str, what: str) -> bool:
-    """Triton's boolean spellings, any case; ConfigError naming ``what`` otherwise."""
-    lowered = value.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ConfigError(f"failed to convert '{value}' to boolean for {what}")
+    """Triton's boolean spellings (and yes/no), any case; ConfigError naming ``what`` otherwise."""
+    return parse_bool_value(value, what, true_words=_TRUE, false_words=_FALSE)
 
 
 @attrs.define(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from tritium import ConfigError
-from tritium_backend_tf._configutil import enum_name, set_enum, shape_string
+from tritium.config import enum_name, set_enum, shape_string
 from tritium_backend_tf._dtypes import config_type_name, datatype_of, tf_type_name
 from tritium_backend_tf._signature import ModelSignature, TensorInfo
 

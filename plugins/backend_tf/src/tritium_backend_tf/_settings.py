@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING
 import attrs
 
 from tritium import ConfigError
-from tritium_backend_tf._configutil import parameter, parse_bool, parse_float, parse_int
+from tritium.config import parameter_value as parameter
+from tritium.config import parse_bool_value, parse_float_value, parse_int_value
 
 if TYPE_CHECKING:
     from tritium.config import ModelConfig
@@ -38,6 +39,14 @@ BACKEND_KEYS = ("allow-soft-placement", "gpu-memory-fraction", "version", "defau
 DEFAULT_MAX_BATCH_SIZE = 4
 AUTO_MIXED_PRECISION = "auto_mixed_precision"
 GPU_IO = "gpu_io"
+
+_TRUE_WORDS = ("true", "on", "1", "yes")  # Triton's TensorFlow backend documents "yes" as well
+_FALSE_WORDS = ("false", "off", "0", "no")
+
+
+def parse_bool(value: str, what: str) -> bool:
+    """Triton's boolean parsing (true/on/1, false/off/0) plus the yes/no its TensorFlow backend accepts."""
+    return parse_bool_value(value, what, true_words=_TRUE_WORDS, false_words=_FALSE_WORDS)
 
 
 @attrs.define(frozen=True, slots=True)
@@ -65,12 +74,12 @@ class BackendSettings:
         if (raw := options.get("allow-soft-placement")) is not None:
             settings = attrs.evolve(settings, allow_soft_placement=parse_bool(raw, flag("allow-soft-placement")))
         if (raw := options.get("gpu-memory-fraction")) is not None:
-            fraction = parse_float(raw, flag("gpu-memory-fraction"))
+            fraction = parse_float_value(raw, flag("gpu-memory-fraction"))
             if not 0.0 <= fraction <= 1.0:
                 raise ConfigError(f"{flag('gpu-memory-fraction')}={raw}: the fraction must be between 0 and 1")
             settings = attrs.evolve(settings, gpu_memory_fraction=fraction)
         if (raw := options.get("version")) is not None:
-            version = parse_int(raw, flag("version"))
+            version = parse_int_value(raw, flag("version"))
             if version != 2:
                 raise ConfigError(
                     f"{flag('version')}={raw}: only TensorFlow 2 is supported (Triton dropped TensorFlow 1 in "
@@ -79,7 +88,7 @@ class BackendSettings:
             settings = attrs.evolve(settings, version=version)
         if (raw := options.get("default-max-batch-size")) is not None:
             settings = attrs.evolve(
-                settings, default_max_batch_size=max(parse_int(raw, flag("default-max-batch-size")), 0)
+                settings, default_max_batch_size=max(parse_int_value(raw, flag("default-max-batch-size")), 0)
             )
         return settings
 
@@ -105,7 +114,7 @@ class ModelSettings:
 
         def non_negative(key: str) -> int:
             raw = parameter(config, key)
-            value = 0 if raw is None else parse_int(raw, f"parameter '{key}'")
+            value = 0 if raw is None else parse_int_value(raw, f"parameter '{key}'")
             if value < 0:
                 raise ConfigError(
                     f"parameter '{key}' must be non-negative number for TensorFlow model '{name}'"
@@ -113,7 +122,7 @@ class ModelSettings:
             return value
 
         share = parameter(config, "MAX_SESSION_SHARE_COUNT")
-        share_count = 1 if share is None else parse_int(share, "parameter 'MAX_SESSION_SHARE_COUNT'")
+        share_count = 1 if share is None else parse_int_value(share, "parameter 'MAX_SESSION_SHARE_COUNT'")
         if share_count <= 0:
             raise ConfigError(
                 f"parameter 'MAX_SESSION_SHARE_COUNT' must be positive number for TensorFlow model '{name}'"
