@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 
 from tritium import DataType, InferenceRequest, Server, ServerOptions, StatusCode, Tensor, TritiumError
+from tritium.testing.builders import assert_same_array as assert_same
+from tritium.testing.builders import wire_sample as sample
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -37,22 +39,6 @@ def _load_builder() -> Any:
 
 
 BUILDER = _load_builder()
-
-
-def sample(wire: str, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
-    """Small values every client carries exactly (floats are multiples of 1/4)."""
-    rng = np.random.default_rng(seed)
-    datatype = DataType(wire)
-    if datatype is DataType.BYTES:
-        array = np.empty(int(np.prod(shape)), dtype=object)
-        array[:] = [f"é{i}-{rng.integers(1000)}".encode() for i in range(array.size)]
-        return array.reshape(shape)
-    if datatype is DataType.BOOL:
-        return rng.integers(0, 2, size=shape).astype(bool)
-    if datatype in (DataType.FP16, DataType.FP32, DataType.FP64, DataType.BF16):
-        return (rng.integers(-64, 64, size=shape) / 4.0).astype(datatype.numpy_dtype)
-    info = np.iinfo(datatype.numpy_dtype)
-    return rng.integers(info.min, info.max, size=shape, dtype=datatype.numpy_dtype, endpoint=True)
 
 
 def ort_reference(model_file: Path, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -82,21 +68,6 @@ def ort_reference(model_file: Path, inputs: dict[str, np.ndarray]) -> dict[str, 
         n: (np.vectorize(lambda s: s.encode(), otypes=[object])(v) if v.dtype == object else v)
         for n, v in zip(names, outputs, strict=True)
     }
-
-
-def _bytes(item: Any) -> bytes:
-    return item.encode() if isinstance(item, str) else bytes(item)
-
-
-def assert_same(actual: np.ndarray, expected: np.ndarray) -> None:
-    assert tuple(actual.shape) == tuple(expected.shape)
-    if expected.dtype == object:
-        assert [_bytes(x) for x in actual.ravel()] == [_bytes(x) for x in expected.ravel()]
-    elif expected.dtype == ml_dtypes.bfloat16:
-        np.testing.assert_array_equal(np.asarray(actual, dtype=np.float32), expected.astype(np.float32))
-    else:
-        assert actual.dtype == expected.dtype
-        assert actual.tobytes() == expected.tobytes()
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 
 from tritium import Server, ServerOptions
+from tritium.testing.builders import assert_same_array as assert_same
+from tritium.testing.builders import wire_sample
 
 pytest.importorskip("tensorflow")
 
@@ -35,28 +37,7 @@ SETTINGS = (
 
 def sample(wire: str, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     """Values every client carries exactly; BYTES elements include bytes that are not UTF-8."""
-    rng = np.random.default_rng(seed)
-    if wire == "BYTES":
-        array = np.empty(int(np.prod(shape)), dtype=object)
-        array[:] = [f"é{i}".encode() + bytes([0xFF, i % 256]) for i in range(array.size)]
-        return array.reshape(shape)
-    if wire == "BOOL":
-        return rng.integers(0, 2, size=shape).astype(bool)
-    if wire.startswith("FP"):
-        return (rng.integers(-64, 64, size=shape) / 4.0).astype({"FP16": np.float16, "FP32": np.float32,
-                                                                 "FP64": np.float64}[wire])
-    dtype = np.dtype(wire.lower())
-    info = np.iinfo(dtype)
-    return rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
-
-
-def assert_same(actual: np.ndarray, expected: np.ndarray) -> None:
-    assert tuple(actual.shape) == tuple(expected.shape)
-    if expected.dtype == object:
-        assert [bytes(x) for x in actual.ravel()] == [bytes(x) for x in expected.ravel()]
-    else:
-        assert actual.dtype == expected.dtype
-        assert actual.tobytes() == expected.tobytes()
+    return wire_sample(wire, shape, seed, utf8_only=False)
 
 
 @pytest.fixture(scope="module")

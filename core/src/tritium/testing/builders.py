@@ -18,11 +18,13 @@ from tritium.abc import Batch
 from tritium.testing._modelconfig import config_datatype, full_dims
 
 __all__ = [
+    "assert_same_array",
     "batch_of",
     "build_request",
     "check_outputs",
     "random_array",
     "request_shape",
+    "wire_sample",
 ]
 
 
@@ -45,6 +47,42 @@ def random_array(
     if datatype in (DataType.FP16, DataType.FP32, DataType.FP64, DataType.BF16):
         return rng.standard_normal(size=shape).astype(dtype)
     return rng.integers(0, 10, size=shape).astype(dtype)
+
+
+def wire_sample(wire: str, shape: Sequence[int], seed: int = 0, *, utf8_only: bool = True) -> np.ndarray[Any, Any]:
+    """An array of Triton datatype ``wire`` spanning its whole range, that every client carries exactly
+    (integers from min to max, floats multiples of 1/4; BYTES non-ASCII UTF-8, and with ``utf8_only`` False
+    also bytes that are not UTF-8): for end-to-end round trips through a server."""
+    rng = np.random.default_rng(seed)
+    datatype = DataType(wire)
+    shape = tuple(shape)
+    if datatype is DataType.BYTES:
+        count = int(np.prod(shape, dtype=np.int64))
+        tail = b"" if utf8_only else b"\xff"
+        array = np.empty(count, dtype=object)
+        array[:] = [f"é{i}-{rng.integers(1000)}".encode() + tail for i in range(count)]
+        return array.reshape(shape)
+    if datatype is DataType.BOOL:
+        return rng.integers(0, 2, size=shape).astype(np.bool_)
+    if datatype in (DataType.FP16, DataType.FP32, DataType.FP64, DataType.BF16):
+        return (rng.integers(-64, 64, size=shape) / 4.0).astype(datatype.numpy_dtype)
+    info = np.iinfo(datatype.numpy_dtype)
+    return rng.integers(info.min, info.max, size=shape, dtype=datatype.numpy_dtype, endpoint=True)
+
+
+def assert_same_array(actual: Any, expected: np.ndarray[Any, Any]) -> None:
+    """``actual`` (as a client decoded it) equals ``expected`` exactly: same shape; BYTES element by element
+    (``str`` taken as UTF-8), BF16 by value, anything else same dtype and same bytes."""
+    actual = np.asarray(actual)
+    assert tuple(actual.shape) == tuple(expected.shape), (actual.shape, expected.shape)
+    if expected.dtype == object:
+        as_bytes = [x.encode() if isinstance(x, str) else bytes(x) for x in actual.ravel()]
+        assert as_bytes == [bytes(x) for x in expected.ravel()]
+    elif expected.dtype == DataType.BF16.numpy_dtype:
+        np.testing.assert_array_equal(actual.astype(np.float32), expected.astype(np.float32))
+    else:
+        assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
+        assert actual.tobytes() == expected.tobytes()
 
 
 def request_shape(config: Any, tensor: Any, batch_size: int = 1, variable_dim: int = 3) -> tuple[int, ...]:
