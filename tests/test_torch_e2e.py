@@ -12,11 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 import pytest
 
 from tritium import DataType, InferenceRequest, Server, ServerOptions, StatusCode, Tensor, TritiumError
+from tritium.testing.builders import assert_same_array as assert_same
+from tritium.testing.builders import wire_sample as sample
 
 torch = pytest.importorskip("torch")
 
@@ -105,26 +106,6 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
           inputs { key: "INPUT__0" value { data_type: TYPE_FP32 dims: [ 4 ] zero_data: true } } } ]
     """))
     return out
-
-
-def sample(wire: str, shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    datatype = DataType(wire)
-    if datatype is DataType.BOOL:
-        return rng.integers(0, 2, size=shape).astype(bool)
-    if datatype in (DataType.FP16, DataType.FP32, DataType.FP64, DataType.BF16):
-        return (rng.integers(-64, 64, size=shape) / 4.0).astype(datatype.numpy_dtype)
-    info = np.iinfo(datatype.numpy_dtype)
-    return rng.integers(info.min, info.max, size=shape, dtype=datatype.numpy_dtype, endpoint=True)
-
-
-def assert_same(actual: np.ndarray, expected: np.ndarray) -> None:
-    assert tuple(actual.shape) == tuple(expected.shape)
-    if expected.dtype == ml_dtypes.bfloat16:
-        np.testing.assert_array_equal(np.asarray(actual, np.float32), expected.astype(np.float32))
-    else:
-        assert actual.dtype == expected.dtype
-        assert actual.tobytes() == expected.tobytes()
 
 
 def simple_inputs(dtype: Any) -> tuple[np.ndarray, np.ndarray]:
