@@ -2,8 +2,9 @@
 
 Hypothesis lays out repositories of models broken in the ways a kernel can see before a backend runs (no
 version folder, an empty one, the wrong file, a version policy naming a missing version, a scheduling section no
-installed scheduler serves, a backend that is not installed or unavailable), checks them with ``repo check`` and
-loads them with a real server, with the same plugins. Per model, the two must agree.
+installed scheduler serves, a backend that is not installed or unavailable, no config.pbtxt when auto-complete
+is disabled or the backend cannot complete one), checks them with ``repo check`` and loads them with a real
+server, with the same plugins and the same auto-complete setting. Per model, the two must agree.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import tritium
 import tritium.testing.fakes as fakes
 from tritium import BackendSpec
 from tritium._cli.commands import run as tritium_cli
+from tritium.abc import Backend, InstancePlacement, ModelInstance, ModelSource
+from tritium.config import ModelConfig
 
 
 class AbsentFramework:
@@ -40,7 +43,35 @@ class AbsentFramework:
         ]
 
 
-PLUGINS: list[tuple[str, Any]] = [("fakes", fakes), ("absent", AbsentFramework())]
+class Described(fakes.IdentityBackend):
+    """An identity backend whose model file describes the model (as an ONNX file does): auto-complete gives a
+    config without inputs ``INPUT0 -> OUTPUT0``, so the model loads without a config.pbtxt."""
+
+    def auto_complete_config(self, source: ModelSource, config: ModelConfig) -> ModelConfig:
+        described = ModelConfig()
+        described.CopyFrom(config)
+        if not len(described.input):
+            text_format.Merge('input { name: "INPUT0" data_type: TYPE_FP32 dims: [-1] }', described)
+        return super().auto_complete_config(source, described)
+
+
+class Plain(Backend):
+    """An identity backend that keeps :class:`Backend`'s default auto-complete (it completes nothing)."""
+
+    def create_instance(self, source: ModelSource, config: ModelConfig, placement: InstancePlacement) -> ModelInstance:
+        return fakes.IdentityInstance(config)
+
+
+class MoreBackends:
+    @tritium.hookimpl
+    def tritium_register_backends(self) -> list[BackendSpec]:
+        return [
+            BackendSpec("described", lambda options: Described(options), "model.described"),
+            BackendSpec("plain", lambda options: Plain(), "model.plain"),
+        ]
+
+
+PLUGINS: list[tuple[str, Any]] = [("fakes", fakes), ("absent", AbsentFramework()), ("more", MoreBackends())]
 
 LAYOUTS = {
     "ok": {"1": ["FILE"]},
@@ -58,7 +89,13 @@ SCHEDULING = {
     "sequence": "sequence_batching {}",
     "decoupled": "model_transaction_policy { decoupled: true }",
 }
-BACKENDS = {"identity": "model.identity", "absent_fw": "model.absent", "not_installed": "model.nothing"}
+BACKENDS = {
+    "identity": "model.identity",
+    "absent_fw": "model.absent",
+    "not_installed": "model.nothing",
+    "described": "model.described",
+    "plain": "model.plain",
+}
 
 
 @attrs.define(frozen=True)
@@ -68,6 +105,7 @@ class ModelCase:
     policy: str
     scheduling: str
     backend: str
+    has_config: bool = True
 
     def write(self, repo: Path) -> None:
         config = fakes.identity_config(self.name, max_batch_size=4)
@@ -76,7 +114,8 @@ class ModelCase:
         text_format.Merge(SCHEDULING[self.scheduling], config)
         model_dir = repo / self.name
         model_dir.mkdir()
-        (model_dir / "config.pbtxt").write_text(text_format.MessageToString(config))
+        if self.has_config:  # else the backend comes from the model file's name, the rest from auto-complete
+            (model_dir / "config.pbtxt").write_text(text_format.MessageToString(config))
         for version, files in LAYOUTS[self.layout].items():
             folder = model_dir / version
             folder.mkdir()
@@ -92,22 +131,25 @@ def model_cases() -> st.SearchStrategy[list[ModelCase]]:
         policy=st.sampled_from(sorted(POLICIES)),
         scheduling=st.sampled_from(sorted(SCHEDULING)),
         backend=st.sampled_from(sorted(BACKENDS)),
+        has_config=st.booleans(),
     )
     return st.lists(case, min_size=1, max_size=3).map(
         lambda cases: [attrs.evolve(c, name=f"m{i}") for i, c in enumerate(cases)]
     )
 
 
-def check(repo: Path) -> dict[str, bool]:
+def check(repo: Path, *, auto_complete: bool = True) -> dict[str, bool]:
     out, err = io.StringIO(), io.StringIO()
-    tritium_cli(["repo", "check", str(repo), "--json"], extra_plugins=PLUGINS, stdout=out, stderr=err)
+    flags = [] if auto_complete else ["--disable-auto-complete-config"]
+    tritium_cli(["repo", "check", str(repo), "--json", *flags], extra_plugins=PLUGINS, stdout=out, stderr=err)
     return {m["name"]: m["ok"] for m in json.loads(out.getvalue())["models"]}
 
 
-async def load(repo: Path) -> dict[str, bool]:
-    server = tritium.Server(
-        tritium.ServerOptions(model_repositories=(str(repo),), exit_on_error=False), plugins=PLUGINS
+async def load(repo: Path, *, auto_complete: bool = True) -> dict[str, bool]:
+    options = tritium.ServerOptions(
+        model_repositories=(str(repo),), exit_on_error=False, auto_complete_config=auto_complete
     )
+    server = tritium.Server(options, plugins=PLUGINS)
     await server.start()
     try:
         names = {e["name"] for e in server.service.repository_index()}
@@ -116,16 +158,33 @@ async def load(repo: Path) -> dict[str, bool]:
         await server.stop(timeout=5)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cases=model_cases())
-def test_repo_check_fails_exactly_when_serve_cannot_load(cases: list[ModelCase]) -> None:
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases=model_cases(), auto_complete=st.booleans())
+def test_repo_check_fails_exactly_when_serve_cannot_load(cases: list[ModelCase], auto_complete: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp)
         for case in cases:
             case.write(repo)
-        checked = check(repo)
-        loaded = asyncio.run(load(repo))
-    assert checked == loaded, cases
+        checked = check(repo, auto_complete=auto_complete)
+        loaded = asyncio.run(load(repo, auto_complete=auto_complete))
+    assert checked == loaded, (cases, auto_complete)
+
+
+@pytest.mark.parametrize(
+    ("backend", "auto_complete", "ok"),
+    [
+        ("described", True, True),  # the backend completed the config: Triton serves it
+        ("described", False, False),  # auto-complete disabled: no config at all
+        ("plain", True, False),  # the backend does not auto-complete
+        ("identity", True, False),  # the backend cannot complete it (no inputs)
+    ],
+)
+def test_a_model_without_config_file_loads_only_when_its_backend_completed_one(
+    tmp_path: Path, backend: str, auto_complete: bool, ok: bool
+) -> None:
+    ModelCase("m", "ok", "", "", backend, has_config=False).write(tmp_path)
+    assert check(tmp_path, auto_complete=auto_complete) == {"m": ok}
+    assert asyncio.run(load(tmp_path, auto_complete=auto_complete)) == {"m": ok}
 
 
 @pytest.mark.parametrize(
@@ -137,11 +196,22 @@ def test_repo_check_fails_exactly_when_serve_cannot_load(cases: list[ModelCase])
         (ModelCase("m", "ok", "", "sequence", "identity"), "uses 'sequence_batching', but no installed scheduler"),
         (ModelCase("m", "ok", "", "", "absent_fw"), "backend 'absent_fw' is unavailable: install absent-fw"),
         (ModelCase("m", "ok", "", "", "not_installed"), "backend 'not_installed' is not available"),
+        (
+            ModelCase("noac", "ok", "", "", "described", has_config=False),
+            "noac/config.pbtxt' for model 'noac': auto-complete is disabled",
+        ),
+        (
+            ModelCase("m", "ok", "", "", "plain", has_config=False),
+            "m/config.pbtxt' for model 'm': backend 'plain' does not auto-complete",
+        ),
     ],
 )
 def test_repo_check_names_the_file_and_the_reason(tmp_path: Path, case: ModelCase, reason: str) -> None:
     case.write(tmp_path)
     out = io.StringIO()
-    code = tritium_cli(["repo", "check", str(tmp_path)], extra_plugins=PLUGINS, stdout=out, stderr=io.StringIO())
+    argv = ["repo", "check", str(tmp_path)]
+    if case.name == "noac":
+        argv.append("--disable-auto-complete-config")
+    code = tritium_cli(argv, extra_plugins=PLUGINS, stdout=out, stderr=io.StringIO())
     assert code == 1
-    assert "m: ERROR: " in out.getvalue() and reason in out.getvalue(), out.getvalue()
+    assert f"{case.name}: ERROR: " in out.getvalue() and reason in out.getvalue(), out.getvalue()

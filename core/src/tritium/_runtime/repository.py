@@ -58,6 +58,10 @@ class PreparedModel:
     versions: tuple[int, ...]
     labels: Mapping[str, tuple[str, ...]]
     config_path: Path | None
+    #: Where the configuration came from: ``"file"`` (config.pbtxt or configs/<name>.pbtxt), ``"override"``
+    #: (the load API's ``config`` parameter), ``"backend"`` (no file: completed by a backend that implements
+    #: auto-complete) or ``"none"`` (no file and nothing completed it: Triton refuses such a model).
+    config_origin: str = "file"
 
 
 def scan_repositories(paths: Sequence[str | os.PathLike[str]]) -> RepositoryScan:
@@ -302,7 +306,10 @@ def prepare_model(
         if not config.backend:
             config.backend = spec.name
     backend_name = spec.name if spec else ENSEMBLE_PLATFORM
+    origin = "override" if config_override is not None else "file" if config_path is not None else "none"
     if spec is not None and options.auto_complete_config and backend_for is not None:
+        if origin == "none" and implements_auto_complete(backend_for(spec.name)):
+            origin = "backend"
         newest = available[-1] if available else 1
         source_for_ac = model_source(directory, config, newest, spec, backend_options_for(options, spec.name))
         try:
@@ -331,4 +338,11 @@ def prepare_model(
         versions=versions,
         labels=read_labels(model_dir, config),
         config_path=config_path,
+        config_origin=origin,
     )
+
+
+def implements_auto_complete(backend: Backend) -> bool:
+    """Whether ``backend`` overrides :meth:`tritium.abc.Backend.auto_complete_config` (the default completes
+    nothing). Triton serves a model without a configuration file only when its backend completed one."""
+    return type(backend).auto_complete_config is not Backend.auto_complete_config

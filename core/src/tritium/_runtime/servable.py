@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from tritium._base.errors import ConfigError, TritiumError
 from tritium._base.specs import SchedulerSpec
-from tritium._runtime.repository import PreparedModel, model_source
+from tritium._runtime.repository import PreparedModel, implements_auto_complete, model_source
 from tritium.abc import Backend
 
 if TYPE_CHECKING:
@@ -53,7 +53,9 @@ def check_servable(
     """Everything that would make loading ``prepared`` fail before its backend creates an instance, raised as
     the load raises it (ConfigError / TritiumError naming the file and the reason): no version to serve, a
     version folder without the model file its backend loads, a backend that is not installed or unavailable
-    (``backend_for`` raises), a scheduling section no installed scheduler serves. Returns the scheduler."""
+    (``backend_for`` raises), a scheduling section no installed scheduler serves, no configuration file when
+    no backend completed one (auto-complete disabled, or a backend that does not implement it). Returns the
+    scheduler."""
     config = prepared.config
     model_dir = prepared.directory.path
     if not prepared.versions:
@@ -70,6 +72,8 @@ def check_servable(
     if not spec.needs_instances:
         return spec
     backend_for(prepared.backend_name)
+    if prepared.config_origin == "none":
+        _refuse_missing_config(prepared, backend_for(prepared.backend_name))
     backend_spec = host.backends[prepared.backend_name]
     for version in prepared.versions:
         source = model_source(prepared.directory, config, version, backend_spec, {})
@@ -80,6 +84,19 @@ def check_servable(
                 f"{what} (backend '{prepared.backend_name}' loads its model from that file)"
             )
     return spec
+
+
+def _refuse_missing_config(prepared: PreparedModel, backend: Backend) -> None:
+    """Triton's rule: a model without a configuration file loads only when its backend completed one."""
+    why = (
+        "auto-complete is disabled (--disable-auto-complete-config)"
+        if implements_auto_complete(backend)
+        else f"backend '{prepared.backend_name}' does not auto-complete configurations"
+    )
+    raise TritiumError.not_found(
+        f"unable to find the model configuration file '{prepared.directory.path / 'config.pbtxt'}' for model "
+        f"'{prepared.config.name}': {why}, so the model's inputs and outputs must be written there"
+    )
 
 
 def _entries(folder: Path) -> list[Path]:

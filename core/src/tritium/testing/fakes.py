@@ -133,13 +133,20 @@ class IdentityInstance(ModelInstance):
 
 class IdentityBackend(Backend):
     """Backend ``identity``: serves configs shaped like :func:`identity_config` (and Triton's identity
-    QA models). Auto-complete adds outputs mirroring the inputs when the config names none."""
+    QA models). Auto-complete adds outputs mirroring the inputs when the config names none; a config with no
+    inputs cannot be completed (the model file describes nothing), so it is refused there, as a real backend
+    refuses a model file it cannot read, and ``tritium repo check`` reports it."""
 
     def __init__(self, options: Mapping[str, str] | None = None) -> None:
         self.options = dict(options or {})
 
     def auto_complete_config(self, source: ModelSource, config: ModelConfig) -> ModelConfig:
-        if len(config.output) or not len(config.input):
+        if not len(config.input):
+            raise TritiumError.invalid_arg(
+                f"{source.model_dir / 'config.pbtxt'}: identity model '{config.name}' has no inputs (its model "
+                "file describes none: the config must name them)"
+            )
+        if len(config.output):
             return config
         completed = ModelConfig()
         completed.CopyFrom(config)
