@@ -63,12 +63,34 @@ def tritium(*argv: str, pythonpath: Path | None = None) -> subprocess.CompletedP
     )
 
 
+NULL_FRONTEND = """
+import tritium
+from tritium.abc import Frontend
+
+
+class NullFrontend(Frontend):
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+@tritium.hookimpl
+def tritium_register_frontends():
+    return [tritium.FrontendSpec("null", lambda service, options: NullFrontend(), enable_flag="--allow-null")]
+"""
+
+
 @pytest.fixture
 def throwaway(tmp_path: Path) -> Path:
-    """A site directory with a broken plugin and a working one (the identity fakes)."""
+    """A site directory with a broken plugin and working ones (the identity fakes; a frontend listening nowhere,
+    since serve refuses to start without any frontend plugin, whichever this environment has)."""
     site = tmp_path / "site"
     write_distribution(site, "tmp-broken", {"tmp_broken": "tmp_no_such_module"})
     write_distribution(site, "tmp-fakes", {"tmp_fakes": "tritium.testing.fakes"})
+    write_distribution(site, "tmp-frontend", {"frontend_tmp": "tmp_null_frontend"})
+    (site / "tmp_null_frontend.py").write_text(NULL_FRONTEND)
     return site
 
 
@@ -111,8 +133,8 @@ def test_serve_help_lists_every_kernel_flag() -> None:
         (["serve", "--model-repository=/definitely/missing"], 1, "model repository path does not exist"),
     ],
 )
-def test_serve_errors(argv: list[str], code: int, message: str) -> None:
-    result = tritium(*argv, *others())
+def test_serve_errors(throwaway: Path, argv: list[str], code: int, message: str) -> None:
+    result = tritium(*argv, *others(), "--disable-plugin=tmp_broken", pythonpath=throwaway)
     assert result.returncode == code, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -159,7 +181,7 @@ def test_serve_from_a_config_file_then_sigterm(throwaway: Path, tmp_path: Path) 
             "--config",
             str(config),
             "--backend-directory=/opt",
-            *others("tmp_fakes"),
+            *others("tmp_fakes", "frontend_tmp"),
             "--disable-plugin",
             "tmp_broken",
         ],
@@ -179,13 +201,14 @@ def test_serve_from_a_config_file_then_sigterm(throwaway: Path, tmp_path: Path) 
     assert "Traceback" not in text
 
 
-def test_serve_log_file_and_startup_failure(tmp_path: Path) -> None:
+def test_serve_log_file_and_startup_failure(throwaway: Path, tmp_path: Path) -> None:
     repo = tmp_path / "models"
     (repo / "broken").mkdir(parents=True)
     (repo / "broken" / "config.pbtxt").write_text("max_batch_size: [\n")
     log_file = tmp_path / "tritium.log"
     result = tritium(
-        "serve", "--model-repository", str(repo), "--log-file", str(log_file), "--log-verbose=1", *others()
+        "serve", "--model-repository", str(repo), "--log-file", str(log_file), "--log-verbose=1", *others(),
+        "--disable-plugin=tmp_broken", pythonpath=throwaway,
     )
     assert result.returncode == 1, result.stderr
     assert result.stderr.startswith("tritium serve: error: ")

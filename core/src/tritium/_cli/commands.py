@@ -92,6 +92,12 @@ def _serve(
     if invocation.action != "serve":
         out.write(invocation.output.rstrip("\n") + "\n")
         return 0
+    from tritium._cli.listening import check_listening
+
+    listening = check_listening(invocation.host, invocation.options)
+    if listening.refusal:
+        err.write(f"tritium serve: error: {listening.refusal}\n")
+        return 1
 
     from tritium._runtime.log_config import configure_logging
     from tritium._runtime.server import Server, StartupError
@@ -103,6 +109,8 @@ def _serve(
         return 1
     for warning in invocation.warnings:
         _log.warning("%s", warning)
+    if listening.warning:
+        _log.warning("%s", listening.warning)
     try:
         server = Server(invocation.options, host=invocation.host)
         result = asyncio.run(server.serve())
