@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tritium
+import tritium.testing.fakes
 from tritium._base.events import BatchExecuted, ModelLoaded, ModelUnloaded, QueueSizeChanged, RequestCompleted
 from tritium._runtime.validation import RequestValidator
 from tritium.config import normalize_model_config
@@ -113,6 +115,40 @@ def test_build_request_passes_validation_and_batches(data: st.DataObject) -> Non
         assert all(a.shape[0] == 2 * size for a in batch.inputs.values())
     else:
         assert batch.batch_size == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_build_request_takes_values_of_the_client_shape(data: st.DataObject) -> None:
+    config = data.draw(tst.model_configs(max_tensors=1))
+    size = data.draw(st.integers(1, max(config.max_batch_size, 1)))
+    generated = build_request(config, batch_size=size)
+    given_values = {name: tensor.data for name, tensor in generated.inputs.items()}
+    request = build_request(config, batch_size=size, values=given_values)
+    RequestValidator(config).validate(request)
+    assert {n: t.data.shape for n, t in request.inputs.items()} == {n: v.shape for n, v in given_values.items()}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_build_request_refuses_values_without_the_batch_dimension(data: st.DataObject) -> None:
+    config = data.draw(tst.model_configs(max_tensors=1, max_batch_size=st.integers(1, 8)))
+    size = data.draw(st.integers(1, config.max_batch_size))
+    name = config.input[0].name
+    one_row = build_request(config, batch_size=1).inputs[name].data[0]  # what a non-batching model would take
+    with pytest.raises(ValueError, match=rf"value of input '{name}' has shape .* \(batch dimension first: model"):
+        build_request(config, batch_size=size, values={name: one_row})
+    rows = build_request(config, batch_size=size + 1).inputs[name].data  # one row too many
+    with pytest.raises(ValueError, match=f"batch_size is {size}"):
+        build_request(config, batch_size=size, values={name: rows})
+
+
+def test_build_request_refuses_values_of_unknown_inputs() -> None:
+    config = tritium.testing.fakes.identity_config("m", max_batch_size=0)
+    with pytest.raises(ValueError, match="model 'm' has no input 'INPUT9'"):
+        build_request(config, values={"INPUT9": np.zeros(3, np.float32)})
+    request = build_request(config, values={"INPUT0": np.arange(4, dtype=np.float32)})  # dims [-1]: any length
+    assert request.inputs["INPUT0"].data.shape == (4,)
 
 
 def test_random_array_covers_every_datatype() -> None:

@@ -86,22 +86,22 @@ class TestRepeatConformance(BackendConformance):
 
     @pytest.fixture
     def sample_requests(self, loaded_config: ModelConfig) -> list[tritium.InferenceRequest]:
-        """The default samples, plus requests using the optional DELAY and WAIT with small values."""
+        """The default samples, plus requests using the optional DELAY and WAIT with small values (where the
+        config declares them: build_request refuses values of inputs the model does not have)."""
         plain = build_request(loaded_config, batch_size=1, variable_dim=3)
+        values = {"IN": np.array([7, 8, 9]), "DELAY": np.array([1, 0, 2]), "WAIT": np.array([1])}
+        batch_size = 1
+        if loaded_config.max_batch_size > 0:  # the batch dimension first
+            values = {
+                "IN": np.array([[7, 8, 9], [1, 2, 3]]),
+                "DELAY": np.array([[1, 0, 2], [0, 0, 0]]),
+                "WAIT": np.array([[1], [0]]),
+            }
+            batch_size = 2
+        declared = {tensor.name for tensor in loaded_config.input}
         timed = build_request(
-            loaded_config,
-            values={"IN": np.array([7, 8, 9]), "DELAY": np.array([1, 0, 2]), "WAIT": np.array([1])},
+            loaded_config, batch_size=batch_size, values={k: v for k, v in values.items() if k in declared}
         )
-        if loaded_config.max_batch_size > 0:
-            timed = build_request(
-                loaded_config,
-                batch_size=2,
-                values={
-                    "IN": np.array([[7, 8, 9], [1, 2, 3]]),
-                    "DELAY": np.array([[1, 0, 2], [0, 0, 0]]),
-                    "WAIT": np.array([[1], [0]]),
-                },
-            )
         return [plain, timed]
 
 

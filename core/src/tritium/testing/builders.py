@@ -109,16 +109,23 @@ def build_request(
 ) -> InferenceRequest:
     """A request valid for ``config`` as the data plane hands it to a scheduler (``batch_size`` filled).
 
-    ``values`` overrides the generated array of the inputs it names (and forces optional ones in);
+    ``values`` overrides the generated array of the inputs it names (and forces optional ones in); each must
+    have the shape a client sends: for a batching model (``max_batch_size > 0``) the batch dimension first,
+    ``batch_size`` rows, then the config's dims. A value of another shape raises ``ValueError`` saying the
+    shape expected, rather than building a request the kernel's validation would refuse.
     ``requested_outputs`` None asks for every output.
     """
     rng = rng if rng is not None else np.random.default_rng(0)
     values = dict(values or {})
+    unknown = sorted(set(values) - {tensor.name for tensor in config.input})
+    if unknown:
+        raise ValueError(f"build_request: model '{config.name}' has no input {', '.join(map(repr, unknown))}")
     inputs: dict[str, Tensor] = {}
     for tensor in config.input:
         datatype = config_datatype(tensor)
         if tensor.name in values:
             array = np.asarray(values[tensor.name], dtype=datatype.numpy_dtype)
+            _check_value_shape(config, tensor, array.shape, batch_size)
         elif tensor.optional and not include_optional:
             continue
         else:
@@ -132,6 +139,26 @@ def build_request(
         requested_outputs=wanted,
         parameters=dict(parameters or {}),
         batch_size=batch_size if config.max_batch_size > 0 else 0,
+    )
+
+
+def _check_value_shape(config: Any, tensor: Any, shape: tuple[int, ...], batch_size: int) -> None:
+    """ValueError unless ``shape`` is what a client sends for ``tensor`` (batch dimension first when batching)."""
+    expected = full_dims(config, tensor)
+    batching = config.max_batch_size > 0
+    if batching:
+        expected = (batch_size, *expected[1:])
+    if len(shape) == len(expected) and all(e < 0 or s == e for s, e in zip(shape, expected, strict=True)):
+        return
+    wanted = "[" + ", ".join("-1" if e < 0 else str(e) for e in expected) + "]"
+    why = (
+        f" (batch dimension first: model '{config.name}' batches, max_batch_size {config.max_batch_size}, "
+        f"and batch_size is {batch_size})"
+        if batching
+        else ""
+    )
+    raise ValueError(
+        f"build_request: value of input '{tensor.name}' has shape {list(shape)}, expected {wanted}{why}"
     )
 
 
