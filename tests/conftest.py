@@ -71,6 +71,10 @@ class TritiumServe:
             )
             if plugin_port is not None and flag not in given:
                 flags.append(f"{flag}=127.0.0.1")
+        # TRITIUM_TEST_WORKERS runs every test server with that many worker processes (make test reruns the
+        # end-to-end suites with 2: multi-process mode must behave exactly like one process).
+        if "--workers" not in given:
+            flags.append(f"--workers={os.environ.get('TRITIUM_TEST_WORKERS', '1')}")
         # --plugin loads modules no entry point installs, e.g. the kernel's tritium.testing.fakes backends.
         plugin_flags = [f"--plugin={module}" for module in extra_plugins]
         command = [str(Path(sys.executable).parent / "tritium"), "serve", *plugin_flags, *flags]

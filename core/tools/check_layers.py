@@ -7,8 +7,9 @@ Layers, lowest first (see docs/architecture.md, "Kernel layout"):
 2. model configuration: ``tritium._model_config`` and its public face ``tritium.config``
 3. the plugin host: ``tritium._plugins``
 4. the runtime: ``tritium._runtime``
-5. the command line: ``tritium._cli``
-6. the conformance kit: ``tritium.testing``
+5. the process model of ``--workers``: ``tritium._multiproc``
+6. the command line: ``tritium._cli``
+7. the conformance kit: ``tritium.testing``
 
 The package ``tritium`` itself (its ``__init__``, the public API) and ``tritium._pytest_plugin`` sit above all
 of them. Imports under ``if TYPE_CHECKING:`` are annotations only and are not checked; imports inside
@@ -30,6 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("tritium._model_config", "tritium.config"),
     ("tritium._plugins",),
     ("tritium._runtime",),
+    ("tritium._multiproc",),
     ("tritium._cli",),
     ("tritium.testing",),
 )

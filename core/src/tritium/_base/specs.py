@@ -70,13 +70,19 @@ class SchedulerSpec:
 @attrs.define(frozen=True, slots=True)
 class FrontendSpec:
     """A frontend. ``enable_flag`` (e.g. ``--allow-http``) switches it on or off; ``options`` are its
-    typed options, which appear in ``tritium serve --help``."""
+    typed options, which appear in ``tritium serve --help``.
+
+    ``reuse_port_option`` names the frontend's boolean option that makes it bind its listening socket with
+    ``SO_REUSEPORT``. Under ``tritium serve --workers N`` (N > 1) the kernel sets that option and runs the
+    frontend in every worker process, all sharing the port; a frontend that names none runs in the first
+    worker only (it still works, on one core)."""
 
     name: str
     factory: Callable[[InferenceService, Mapping[str, Any]], Frontend]
     options: Sequence[OptionSpec] = ()
     enable_flag: str | None = None
     enabled_by_default: bool = True
+    reuse_port_option: str | None = None
 
 
 @attrs.define(frozen=True, slots=True)

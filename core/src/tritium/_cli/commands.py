@@ -100,6 +100,7 @@ def _serve(
         return 1
 
     from tritium._runtime.log_config import configure_logging
+    from tritium._multiproc.supervisor import Supervisor, usable_cores
     from tritium._runtime.server import Server, StartupError
 
     try:
@@ -112,8 +113,12 @@ def _serve(
     if listening.warning:
         _log.warning("%s", listening.warning)
     try:
-        server = Server(invocation.options, host=invocation.host)
-        result = asyncio.run(server.serve())
+        workers = invocation.options.workers or usable_cores()
+        if workers > 1:
+            result = asyncio.run(Supervisor(invocation.options, workers).serve())
+        else:
+            server = Server(invocation.options, host=invocation.host)
+            result = asyncio.run(server.serve())
     except (*_EXPECTED, StartupError) as exc:
         _fail_startup(str(exc), err, invocation.options.log_file)
         return 1

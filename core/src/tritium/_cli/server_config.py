@@ -360,6 +360,7 @@ def assemble_server_options(
         allow_client_shm=values["allow_client_shm"],
         model_load_thread_count=values["model_load_thread_count"],
         inline_execution_us=values["inline_execution_us"],
+        workers=values["workers"],
         log_verbose=values["log_verbose"],
         log_info=values["log_info"],
         log_warning=values["log_warning"],

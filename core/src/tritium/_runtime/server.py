@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tritium._base.errors import TritiumError
-from tritium._base.events import EventBus
+from tritium._base.events import Event, EventBus
 from tritium._base.options import ServerOptions
 from tritium._base.stats import ModelStatistics
 from tritium._base.tensors import InferenceRequest, InferenceResponse
@@ -68,9 +68,33 @@ def format_model_table(index: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def create_components(
+    kind: str,
+    specs: Mapping[str, Any],
+    options: ServerOptions,
+    service: Any,
+    adjust: Callable[[Any, dict[str, Any]], dict[str, Any] | None] | None = None,
+) -> list[Any]:
+    """The enabled components of one kind (``frontend``, ``metrics_sink``), created on ``service`` with their
+    resolved options; ``adjust(spec, options)`` may change a component's options, or return None to skip it."""
+    created = []
+    for name, spec in specs.items():
+        given = options.components.get(f"{kind}.{name}", {})
+        if not given.get("enabled", False):
+            continue
+        resolved: dict[str, Any] | None = component_options(spec.options, given)
+        if adjust is not None and resolved is not None:
+            resolved = adjust(spec, resolved)
+        if resolved is not None:
+            created.append(spec.factory(service, resolved))
+    return created
+
+
 class Server:
     """A Tritium server. ``plugins`` adds ``(name, module-or-object)`` plugins besides the entry points;
-    ``host`` hands over a plugin host that is already loaded (the CLI loads one to build its parser)."""
+    ``host`` hands over a plugin host that is already loaded (the CLI loads one to build its parser);
+    ``serve_frontends`` False starts no frontend (the executor process of ``--workers N``, whose frontends run
+    in the worker processes)."""
 
     def __init__(
         self,
@@ -78,8 +102,10 @@ class Server:
         *,
         plugins: Sequence[tuple[str, object]] = (),
         host: PluginHost | None = None,
+        serve_frontends: bool = True,
     ) -> None:
         self.options = options or ServerOptions()
+        self.serve_frontends = serve_frontends
         if host is None:
             extra = [*plugins, *(plugin_reference(m) for m in self.options.extra_plugins)]
             host = PluginHost(disabled=self.options.disabled_plugins, extra_plugins=extra)
@@ -92,6 +118,7 @@ class Server:
         self._service: DataPlane | None = None
         self._started = False
         self._stopped = False
+        self._extra_handlers: tuple[Callable[[Event], None], ...] = ()
 
     # ------------------------------------------------------------------------------------- accessors
     @property
@@ -132,9 +159,10 @@ class Server:
         service = DataPlane(options, self.host, self._models, TRITON_COMPAT_VERSION, log_settings)
         self._service = service
         self._sinks = self._create_components("metrics_sink", self.host.metrics_sinks)
-        self._bus.handlers = tuple(sink.handle for sink in self._sinks)
+        self._bus.handlers = (*(sink.handle for sink in self._sinks), *self._extra_handlers)
         # Created (and so their options checked) before the models load; started only after.
-        self._frontends = self._create_components("frontend", self.host.frontends)
+        if self.serve_frontends:
+            self._frontends = self._create_components("frontend", self.host.frontends)
         try:
             for sink in self._sinks:
                 await sink.start()
@@ -156,13 +184,13 @@ class Server:
             raise
 
     def _create_components(self, kind: str, specs: Mapping[str, Any]) -> list[Any]:
-        created = []
-        for name, spec in specs.items():
-            given = self.options.components.get(f"{kind}.{name}", {})
-            if not given.get("enabled", False):
-                continue
-            created.append(spec.factory(self._service, component_options(spec.options, given)))
-        return created
+        return create_components(kind, specs, self.options, self._service)
+
+    def add_event_handler(self, handler: Callable[[Event], None]) -> None:
+        """Also send every kernel event to ``handler`` (besides the metrics sinks); must be cheap."""
+        self._extra_handlers = (*self._extra_handlers, handler)
+        if self._started:
+            self._bus.handlers = (*self._bus.handlers, handler)
 
     def _sink_failed(self, handler: Any, exc: BaseException) -> None:
         _log.warning("metrics sink %r failed on an event: %s", handler, exc)

@@ -24,4 +24,8 @@ def _create(service: InferenceService, options: Mapping[str, Any]) -> Frontend:
 
 @hookimpl
 def tritium_register_frontends() -> list[FrontendSpec]:
-    return [FrontendSpec(name="grpc", factory=_create, options=OPTIONS, enable_flag="--allow-grpc")]
+    return [
+        FrontendSpec(
+            name="grpc", factory=_create, options=OPTIONS, enable_flag="--allow-grpc", reuse_port_option="reuse_port"
+        )
+    ]

@@ -98,6 +98,7 @@ def tritium_register_frontends() -> list[FrontendSpec]:
             options=HTTP_OPTIONS,
             enable_flag="--allow-http",
             enabled_by_default=True,
+            reuse_port_option="reuse_port",
         )
     ]
 

@@ -1,0 +1,125 @@
+"""What the executor process and each worker process run, from start to shutdown.
+
+Both are started by the supervisor (:mod:`tritium._multiproc.supervisor`) through
+:mod:`tritium._multiproc.child`, read the server's options from the run directory, load the same plugins, and
+stop gracefully on SIGTERM within the exit timeout, like a single-process server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from tritium._base.errors import TritiumError
+from tritium._base.options import ServerOptions
+from tritium._multiproc.executor import ExecutorBridge
+from tritium._multiproc.remote_service import RemoteService
+from tritium._multiproc.shm_table import TABLE_NAME, SharedRegistry
+from tritium._plugins.host import PluginHost
+from tritium._runtime.server import (
+    EXIT_TIMEOUT_MESSAGE,
+    SHUTDOWN_MARGIN_SECS,
+    Server,
+    create_components,
+    format_model_table,
+)
+
+_log = logging.getLogger("tritium.server")
+
+ARENA_SIZE = 64 << 20
+"""Bytes of each shared-memory ring between a worker and the executor (one per direction and worker). Pages
+are touched only as the ring is used; a tensor that does not fit travels through the socket instead."""
+
+
+def _stop_event() -> asyncio.Event:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    return stop
+
+
+async def run_executor(options: ServerOptions, host: PluginHost, run_dir: Path) -> int:
+    """Load the models, serve the workers until SIGTERM, then drain and unload like ``tritium serve``."""
+    stop = _stop_event()
+    server = Server(options, host=host, serve_frontends=False)
+    await server.start()
+    bridge = ExecutorBridge(server.service, run_dir, ARENA_SIZE)
+    server.add_event_handler(bridge.on_event)
+    await bridge.start()
+    _log.info("model executor ready (pid %d)", os.getpid())
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+        await bridge.stop()
+    return 0
+
+
+def _frontend_options(worker_index: int, workers: int) -> Any:
+    def adjust(spec: Any, resolved: dict[str, Any]) -> dict[str, Any] | None:
+        option = getattr(spec, "reuse_port_option", None)
+        if option is None:
+            return resolved if worker_index == 0 else None
+        if workers > 1:
+            resolved[option] = True
+        return resolved
+
+    return adjust
+
+
+async def run_worker(
+    options: ServerOptions, host: PluginHost, run_dir: Path, worker_index: int, workers: int
+) -> int:
+    """Serve the frontends on the executor's data plane until SIGTERM, then drain within the exit timeout."""
+    stop = _stop_event()
+    registry = SharedRegistry(allowed=options.allow_client_shm, table=run_dir / TABLE_NAME)
+    service = RemoteService(run_dir, worker_index, registry, ARENA_SIZE)
+    starting = asyncio.ensure_future(service.start())
+    waiting = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([starting, waiting], return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+        await service.close()
+        return 0
+    frontends = create_components(
+        "frontend", host.frontends, options, service, _frontend_options(worker_index, workers)
+    )
+    running = []
+    try:
+        service.mark_live()
+        for frontend in frontends:
+            await frontend.start()
+            running.append(frontend)
+            _log.info("worker %d: started %s", worker_index, frontend.describe())
+        if worker_index == 0:
+            try:
+                _log.info("model status:\n%s", format_model_table(service.repository_index()))
+            except TritiumError:
+                pass
+        await stop.wait()
+    finally:
+        await _drain(options, service, running)
+    return 0
+
+
+async def _drain(options: ServerOptions, service: RemoteService, running: list[Any]) -> None:
+    """The single-process drain, in one worker: refuse new requests (503) while those in flight finish (the
+    executor answers the ones past the exit timeout with an error), then stop the frontends."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + options.exit_timeout_secs + SHUTDOWN_MARGIN_SECS
+    service.begin_shutdown()
+    if service.in_flight and not await service.wait_idle(max(deadline - loop.time(), 0.0)):
+        _log.warning("exit timeout: %d request(s) still in flight (%s)", service.in_flight, EXIT_TIMEOUT_MESSAGE)
+    stops = [asyncio.ensure_future(f.stop()) for f in running]
+    if stops:
+        await asyncio.wait(stops, timeout=max(deadline - loop.time(), 0.0) + SHUTDOWN_MARGIN_SECS)
+    await service.close()
+    service.shared_memory.close()
