@@ -1,5 +1,6 @@
-"""The HTTP frontend over a fake InferenceService: routing, errors, extensions, limits (in-process, real
-sockets on loopback, NVIDIA's tritonclient and plain requests)."""
+"""The HTTP frontend over the kit's reference InferenceService (models in conftest.py, every one
+OUTPUT<i> = INPUT<i>): routing, errors, extensions, limits (in-process, real sockets on loopback, NVIDIA's
+tritonclient and plain requests)."""
 
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ def test_infer_compression(
         request_compression_algorithm=request_compression,
         response_compression_algorithm=response_compression,
     )
-    np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), np.arange(16).reshape(1, 16) + 1)
+    np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), np.arange(16).reshape(1, 16))
 
 
 def test_compressed_body_limits(make_service: Any, run_frontend: Any) -> None:
@@ -128,7 +129,7 @@ def test_chunked_request_body(http_frontend: Any) -> None:
     assert r.status_code == 200, r.text
     assert r.headers["Content-Type"] == "application/json"
     assert r.json()["outputs"] == [
-        {"name": "OUTPUT1", "datatype": "INT32", "shape": [1, 16], "data": [i - 1 for i in range(16)]}
+        {"name": "OUTPUT1", "datatype": "INT32", "shape": [1, 16], "data": [1] * 16}
     ]
 
 
@@ -213,18 +214,22 @@ def test_decoupled_model_on_infer_is_501(http_frontend: Any) -> None:
 
 def test_generate_and_stream(http_frontend: Any) -> None:
     base = http_frontend.base + "/v2/models/repeat"
-    r = requests.post(base + "/generate", json={"id": "7", "INPUT0": "hello", "parameters": {"times": 1}})
+    r = requests.post(base + "/generate", json={"id": "7", "INPUT0": "hello", "parameters": {"repeat": 1}})
     assert r.status_code == 200 and r.headers["Content-Type"] == "application/json"
-    assert r.json() == {"OUTPUT0": "hello", "id": "7", "model_name": "repeat", "model_version": "1"}
-    r = requests.post(base + "/generate", json={"INPUT0": "hello", "times": 2})
+    # The response's parameters (the reference echoes the request's, and numbers its responses) are keys too.
+    assert r.json() == {
+        "OUTPUT0": "hello", "id": "7", "model_name": "repeat", "model_version": "1", "repeat": 1, "index": 0
+    }
+    r = requests.post(base + "/generate", json={"INPUT0": "hello", "repeat": 2})
     assert r.status_code == 400 and "generate expects model to produce exactly 1 response" in r.json()["error"]
-    r = requests.post(base + "/generate_stream", json={"INPUT0": ["a", "b"], "times": 3}, stream=True)
+    r = requests.post(base + "/generate_stream", json={"INPUT0": ["a", "b"], "repeat": 3}, stream=True)
     assert r.headers["Content-Type"] == "text/event-stream; charset=utf-8"
     events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith(b"data: ")]
     assert [e["OUTPUT0"] for e in events] == [["a", "b"]] * 3
-    r = requests.post(base + "/generate_stream", json={"INPUT0": "a", "times": 3, "fail_at": 1}, stream=True)
+    failing = {"id": "f", "INPUT0": "a", "repeat": 3, "fail_at": 1}
+    r = requests.post(base + "/generate_stream", json=failing, stream=True)
     events = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith(b"data: ")]
-    assert events[1] == {"error": "An Error Occurred"} and len(events) == 2
+    assert events[1] == {"error": "fake failed at response 1 of 'f'"} and len(events) == 2
     r = requests.post(base + "/generate", json={"INPUT0": "a", "parameters": 1})
     assert "Expected JSON object for keyword: 'parameters'" in r.json()["error"]
     r = requests.post(base + "/generate", json={"INPUT0": "a", "parameters": {"nested": {"x": 1}}})
@@ -257,7 +262,7 @@ def test_system_shared_memory(http_frontend: Any, fake_service: Any) -> None:
             output.set_shared_memory("out", 64)
             result = client.infer("simple", inputs, outputs=[output])
             assert result.get_output("OUTPUT0")["shape"] == [1, 16]
-            assert np.frombuffer(mm[128:192], np.int32).tolist() == [i + 1 for i in range(16)]
+            assert np.frombuffer(mm[128:192], np.int32).tolist() == list(range(16))
             small = httpclient.InferRequestedOutput("OUTPUT0")
             small.set_shared_memory("out", 16)
             r = requests.post(
@@ -313,11 +318,15 @@ def test_shared_memory_disabled_and_cuda(make_service: Any, run_frontend: Any) -
 
 def test_repository_logging_trace(http_frontend: Any, fake_service: Any) -> None:
     client = httpclient.InferenceServerClient(http_frontend.url)
-    assert client.get_model_repository_index() == [{"name": "simple", "version": "1", "state": "READY", "reason": ""}]
+    assert client.get_model_repository_index() == [
+        {"name": name, "version": "1", "state": "READY", "reason": ""} for name in sorted(fake_service.models)
+    ]
     client.load_model("simple", config='{"max_batch_size": 4}', files={"file:1/model.onnx": b"\x00\x01"})
     assert fake_service.loaded[-1] == ("simple", '{"max_batch_size": 4}', {"1/model.onnx": b"\x00\x01"})
     client.unload_model("simple", unload_dependents=True)
-    assert fake_service.loaded[-1] == ("simple", "unload", True)
+    assert fake_service.unloaded[-1] == ("simple", True)
+    r = requests.post(http_frontend.base + "/v2/repository/models/broken/load")
+    assert (r.status_code, r.json()) == (400, {"error": "failed to load 'broken': no model file"})
     r = requests.post(http_frontend.base + "/v2/repository/index", data=b'{"ready": 1}')
     assert (r.status_code, r.json()) == (400, {"error": "Invalid value for 'ready': expected a boolean"})
     r = requests.post(http_frontend.base + "/v2/repository/r1/models/simple/load")

@@ -2,25 +2,30 @@
 
 A frontend's own tests should check its conversions and protocol behaviour without loading models. This
 service implements every part of the interface deterministically and declares every
-:class:`tritium.ServiceCapability`; frontend test suites subclass it and override only the models they need::
+:class:`tritium.ServiceCapability`. Frontend test suites (Tritium's HTTP and gRPC frontends both) use it as it
+is, configured with the models they need, or subclass it to change an answer::
 
-    class EchoService(ReferenceService):
-        models = {"echo": ReferenceModel(inputs=[("INPUT0", "FP32", [-1, 16])], outputs=[...])}
-
-        def answer(self, request):           # what a regular model returns
-            ...
+    service = ReferenceService(
+        models={"echo": ReferenceModel(inputs=[("INPUT0", "FP32", [-1, 16])], outputs=[...])},
+        validate=True,                       # refuse requests the kernel would refuse, in its words
+    )
 
 Built in: models named in :attr:`ReferenceService.models` (default: ``identity``, OUTPUT<i> = INPUT<i>, and
-``repeat``, decoupled, answering INPUT0 ``repeat`` times); unknown models raise Triton's NOT_FOUND; settings
-(logging, trace) are kept and validated as the kernel validates the keys; load and unload requests are recorded
-(``loaded``, ``unloaded``); requests are recorded (``requests``); ``is_stopping`` drives :attr:`stopping`;
-``shared_memory`` is a real :class:`tritium.SharedMemoryRegistry`.
+``repeat``, decoupled, answering INPUT0 ``repeat`` times, a request parameter ``fail_at`` failing it before
+that response); unknown models raise Triton's NOT_FOUND; with ``validate`` requests are checked against the
+models' configs by the kernel's own validation; requested outputs with a ``classification`` count are rendered
+as Triton's classification extension does; a request parameter ``delay_ms``, or the ``hold`` hook, keeps a
+regular request in flight (otherwise :meth:`~ReferenceService.infer_nowait` answers synchronously, as the
+kernel does for fast models); a request parameter ``fail`` raises INTERNAL; settings (logging, trace) are kept
+and validated as the kernel validates the keys; load and unload requests are recorded (``loaded``,
+``unloaded``); requests are recorded (``requests``, ``last_request``); ``is_stopping`` drives
+:attr:`stopping`; ``shared_memory`` is a real :class:`tritium.SharedMemoryRegistry`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -28,8 +33,10 @@ import attrs
 from tritium._base.datatypes import DataType
 from tritium._base.errors import TritiumError
 from tritium._base.tensors import InferenceRequest, InferenceResponse, Tensor
+from tritium._runtime.classification import classify
 from tritium._runtime.service import InferenceService, ServiceCapability
 from tritium._runtime.shm import SharedMemoryRegistry
+from tritium._runtime.validation import RequestValidator
 
 __all__ = ["ReferenceModel", "ReferenceService"]
 
@@ -48,7 +55,14 @@ class ReferenceModel:
 
 
 class ReferenceService(InferenceService):
-    """Every part of :class:`tritium.InferenceService`, deterministic (see the module docstring)."""
+    """Every part of :class:`tritium.InferenceService`, deterministic (see the module docstring).
+
+    ``models``, ``extensions`` (of the server metadata) and ``platform`` replace the class defaults;
+    ``validate`` checks every request as the kernel's data plane does (names, datatypes, shapes, batch size,
+    requested outputs: INVALID_ARG in Triton's words); ``allow_shm`` is ``--allow-client-shm``. The attribute
+    ``hold``, an async callable, is awaited before a regular model answers (a request in flight for
+    cancellation and shutdown tests).
+    """
 
     models: Mapping[str, ReferenceModel] = {
         "identity": ReferenceModel(),
@@ -57,7 +71,24 @@ class ReferenceService(InferenceService):
     extensions: Sequence[str] = ("classification", "model_repository", "statistics", "logging")
     platform = "reference"
 
-    def __init__(self, *, allow_shm: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        allow_shm: bool = True,
+        models: Mapping[str, ReferenceModel] | None = None,
+        extensions: Sequence[str] | None = None,
+        platform: str | None = None,
+        validate: bool = False,
+    ) -> None:
+        if models is not None:
+            self.models = dict(models)
+        if extensions is not None:
+            self.extensions = tuple(extensions)
+        if platform is not None:
+            self.platform = platform
+        self.validate = validate
+        self.hold: Callable[[], Awaitable[None]] | None = None
+        self._validators: dict[str, RequestValidator] = {}
         self.requests: list[InferenceRequest] = []
         self.log: dict[str, Any] = {
             "log_file": "",
@@ -136,29 +167,63 @@ class ReferenceService(InferenceService):
         return self.check_model(name, version).decoupled
 
     # --------------------------------------------------------------------------------- inference
+    @property
+    def last_request(self) -> InferenceRequest | None:
+        """The last request that reached an inference method, None before any."""
+        return self.requests[-1] if self.requests else None
+
     def answer(self, request: InferenceRequest) -> InferenceResponse:
-        """A regular model's response: OUTPUT<i> = INPUT<i> (requested outputs only), the request's parameters
-        echoed. A request parameter ``fail`` raises INTERNAL."""
+        """A regular model's response: OUTPUT<i> = INPUT<i> (requested outputs only; a requested
+        ``classification`` count renders that output's top entries as ``"value:index"``), the request's
+        parameters echoed. A request parameter ``fail`` raises INTERNAL."""
         if request.parameters.get("fail"):
             raise TritiumError.internal(f"{self.platform} failed for '{request.id}'")
-        wanted = {o.name for o in request.requested_outputs}
-        outputs = [
-            Tensor("OUTPUT" + t.name[5:], t.datatype, t.data)
-            for t in request.inputs.values()
-            if t.name.startswith("INPUT") and (not wanted or "OUTPUT" + t.name[5:] in wanted)
-        ]
+        wanted = {o.name: o.classification for o in request.requested_outputs}
+        batched = self.models[request.model_name].max_batch_size > 0 if request.model_name in self.models else False
+        outputs = []
+        for tensor in request.inputs.values():
+            name = "OUTPUT" + tensor.name[5:]
+            if not tensor.name.startswith("INPUT") or (wanted and name not in wanted):
+                continue
+            if wanted.get(name):
+                outputs.append(Tensor(name, DataType.BYTES, classify(tensor.data, wanted[name], None, batched)))
+            else:
+                outputs.append(Tensor(name, tensor.datatype, tensor.data))
         return InferenceResponse(
             model_name=request.model_name, model_version="1", id=request.id, outputs=outputs,
             parameters=dict(request.parameters),
         )
 
-    async def infer(self, request: InferenceRequest) -> InferenceResponse:
+    def _accept(self, request: InferenceRequest) -> ReferenceModel:
+        """The request's model after recording the request and, with ``validate``, checking it."""
         model = self.check_model(request.model_name)
         self.requests.append(request)
+        if self.validate:
+            validator = self._validators.get(request.model_name)
+            if validator is None:
+                validator = self._validators[request.model_name] = RequestValidator(
+                    self.model_config(request.model_name)
+                )
+            validator.validate(request)
+        return model
+
+    def infer_nowait(self, request: InferenceRequest) -> InferenceResponse | Awaitable[InferenceResponse]:
+        """The answer synchronously, as the kernel answers a fast model, unless the request waits (``hold``,
+        a ``delay_ms`` parameter, a decoupled model's refusal): then :meth:`infer`."""
+        model = self.models.get(request.model_name)
+        if self.hold is not None or request.parameters.get("delay_ms") or model is None or model.decoupled:
+            return self.infer(request)
+        self._accept(request)
+        return self.answer(request)
+
+    async def infer(self, request: InferenceRequest) -> InferenceResponse:
+        model = self._accept(request)
         if model.decoupled:
             raise TritiumError.unsupported(
                 f"model '{request.model_name}' uses the decoupled transaction policy: use a streaming API"
             )
+        if self.hold is not None:
+            await self.hold()
         delay = request.parameters.get("delay_ms", 0)
         if delay:
             await asyncio.sleep(int(delay) / 1000)
@@ -169,11 +234,14 @@ class ReferenceService(InferenceService):
         if not model.decoupled:
             yield await self.infer(request)
             return
-        self.requests.append(request)
+        self._accept(request)
         repeat = int(request.parameters.get("repeat", 2))
+        fail_at = request.parameters.get("fail_at")
         empty_final = bool(request.parameters.pop("triton_enable_empty_final_response", False))
         for i in range(repeat):
             await asyncio.sleep(0)
+            if fail_at is not None and int(fail_at) == i:
+                raise TritiumError.internal(f"{self.platform} failed at response {i} of '{request.id}'")
             response = self.answer(request)
             response.parameters["index"] = i
             response.final = i == repeat - 1 and not empty_final
