@@ -235,10 +235,12 @@ class ExecutorBridge:
         return WorkerSession(self.service, request_arena, response_arena, self.sessions.discard)
 
     def on_event(self, event: Event) -> None:
-        """Tell every worker that the set of loaded models changed (its cached metadata is stale)."""
+        """Tell every worker that the set of loaded models changed (its cached metadata is stale), on its data
+        connection (a control connection carries only answers to its own calls)."""
         if isinstance(event, (ModelLoaded, ModelUnloaded)):
             for session in list(self.sessions):
-                session.notify(("models_changed",))
+                if session.response_arena is not None:
+                    session.notify(("models_changed",))
 
     @property
     def pending(self) -> int:

@@ -1,0 +1,315 @@
+"""``tritium serve --workers 2``: one answer from every worker, and the process tree survives its faults.
+
+Requests go over fresh connections, which the kernel spreads over the workers (SO_REUSEPORT), so every check
+that a state is shared (statistics, metrics, shared memory regions, model control) sees several workers.
+Models are the kernel's fake identity models (``tritium.testing.fakes``), slow where a test needs requests in
+flight.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+from tritium.testing.fakes import write_identity_model
+
+pytestmark = pytest.mark.skipif(
+    not (
+        __import__("importlib").util.find_spec("tritium_frontend_http")
+        and __import__("importlib").util.find_spec("tritium_frontend_grpc")
+    ),
+    reason="the HTTP and gRPC frontends are not installed",
+)
+FAKES = ("tritium.testing.fakes",)
+WORKERS = 2
+
+
+def children(pid: int) -> dict[str, int]:
+    """``{"executor": pid, "worker 0": pid, ...}`` of a supervisor."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) != pid or b"tritium._multiproc.child" not in cmdline:
+            continue
+        role, index = cmdline[
+            cmdline.index(b"tritium._multiproc.child") + 1 : cmdline.index(b"tritium._multiproc.child") + 3
+        ]
+        found["executor" if role == b"executor" else f"worker {index.decode()}"] = int(entry.name)
+    return found
+
+
+def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def http_infer(url: str, model: str, value: float, **kwargs: object) -> np.ndarray:
+    client = httpclient.InferenceServerClient(url, network_timeout=30)
+    try:
+        data = np.full((1, 4), value, dtype=np.float32)
+        inp = httpclient.InferInput("INPUT0", [1, 4], "FP32")
+        inp.set_data_from_numpy(data)
+        return client.infer(model, [inp], **kwargs).as_numpy("OUTPUT0")  # type: ignore[arg-type]
+    finally:
+        client.close()
+
+
+def grpc_infer(url: str, model: str, value: float) -> np.ndarray:
+    client = grpcclient.InferenceServerClient(url)
+    try:
+        data = np.full((1, 4), value, dtype=np.float32)
+        inp = grpcclient.InferInput("INPUT0", [1, 4], "FP32")
+        inp.set_data_from_numpy(data)
+        return client.infer(model, [inp]).as_numpy("OUTPUT0")
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path, tritium_serve_factory):  # type: ignore[no-untyped-def]
+    write_identity_model(tmp_path, "fast")
+    write_identity_model(tmp_path, "slow", execute_delay_ms=400, instance_count=4)
+    write_identity_model(tmp_path, "stream", decoupled=True, decoupled_repeat=3, max_batch_size=0, dims=(4,))
+    serve = tritium_serve_factory(
+        f"--model-repository={tmp_path}",
+        f"--workers={WORKERS}",
+        "--allow-client-shm=true",
+        "--exit-timeout-secs=5",
+        extra_plugins=FAKES,
+    )
+    wait_for(lambda: len(children(serve.process.pid)) == WORKERS + 1, what="every worker")
+    wait_for(lambda: requests.get(f"http://{serve.http_url}/v2/health/ready", timeout=5).status_code == 200)
+    return serve
+
+
+def test_every_worker_serves_and_statistics_and_metrics_are_one_answer(server) -> None:  # type: ignore[no-untyped-def]
+    for i in range(12):
+        assert http_infer(server.http_url, "fast", float(i)).tolist() == [[float(i)] * 4]
+        assert grpc_infer(server.grpc_address, "fast", float(i)).tolist() == [[float(i)] * 4]
+    for _ in range(4):  # asked through different workers: the same totals
+        stats = httpclient.InferenceServerClient(server.http_url).get_inference_statistics("fast")
+        assert stats["model_stats"][0]["inference_stats"]["success"]["count"] == 24
+    metrics = requests.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).text
+    assert 'nv_inference_request_success{model="fast",version="1"} 24' in metrics
+    assert "Traceback" not in server.log()
+
+
+def test_streaming_responses_reach_their_own_stream(server) -> None:  # type: ignore[no-untyped-def]
+    results: dict[int, queue.Queue] = {}
+
+    def run(k: int) -> None:
+        got: queue.Queue = queue.Queue()
+        results[k] = got
+        client = grpcclient.InferenceServerClient(server.grpc_address)
+        client.start_stream(callback=lambda result, error: got.put((result, error)))
+        inp = grpcclient.InferInput("INPUT0", [4], "FP32")
+        inp.set_data_from_numpy(np.full(4, float(k), dtype=np.float32))
+        client.async_stream_infer("stream", [inp], request_id=str(k))
+        client.stop_stream()
+        client.close()
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    for k, got in results.items():
+        items = [got.get_nowait() for _ in range(got.qsize())]
+        assert len(items) == 3 and all(error is None for _, error in items)
+        assert all(result.as_numpy("OUTPUT0").tolist() == [float(k)] * 4 for result, _ in items)
+        assert {result.get_response().id for result, _ in items} == {str(k)}
+
+
+@pytest.fixture
+def region() -> Iterator[tuple[str, int]]:
+    key = f"/tritium-mp-{uuid.uuid4().hex[:12]}"
+    fd = os.open(f"/dev/shm{key}", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    os.ftruncate(fd, 64)
+    os.pwrite(fd, np.arange(4, dtype=np.float32).tobytes(), 0)
+    yield key, fd
+    os.close(fd)
+    os.unlink(f"/dev/shm{key}")
+
+
+def test_shared_memory_registered_through_one_worker_is_used_by_all(server, region) -> None:  # type: ignore[no-untyped-def]
+    key, fd = region
+    httpclient.InferenceServerClient(server.http_url).register_system_shared_memory("in", key, 64)
+    for _ in range(10):  # fresh connections: several workers
+        client = httpclient.InferenceServerClient(server.http_url)
+        inp = httpclient.InferInput("INPUT0", [1, 4], "FP32")
+        inp.set_shared_memory("in", 16)
+        out = httpclient.InferRequestedOutput("OUTPUT0")
+        out.set_shared_memory("in", 16, offset=32)
+        client.infer("fast", [inp], outputs=[out])
+        assert np.frombuffer(os.pread(fd, 16, 32), dtype=np.float32).tolist() == [0.0, 1.0, 2.0, 3.0]
+        os.pwrite(fd, np.zeros(4, dtype=np.float32).tobytes(), 32)
+        assert (
+            grpcclient.InferenceServerClient(server.grpc_address).get_system_shared_memory_status().regions["in"].key
+            == key
+        )
+        client.close()
+    httpclient.InferenceServerClient(server.http_url).unregister_system_shared_memory("in")
+    for _ in range(6):
+        client = httpclient.InferenceServerClient(server.http_url)
+        inp = httpclient.InferInput("INPUT0", [1, 4], "FP32")
+        inp.set_shared_memory("in", 16)
+        with pytest.raises(InferenceServerException, match="Unable to find shared memory region: 'in'"):
+            client.infer("fast", [inp])
+        assert client.get_system_shared_memory_status() == []
+        client.close()
+
+
+def test_model_control_through_one_worker_is_seen_by_every_worker(tmp_path: Path, tritium_serve_factory) -> None:  # type: ignore[no-untyped-def]
+    write_identity_model(tmp_path, "m")
+    serve = tritium_serve_factory(
+        f"--model-repository={tmp_path}",
+        f"--workers={WORKERS}",
+        "--model-control-mode=explicit",
+        extra_plugins=FAKES,
+    )
+    wait_for(lambda: len(children(serve.process.pid)) == WORKERS + 1, what="every worker")
+    httpclient.InferenceServerClient(serve.http_url).load_model("m")
+    for i in range(8):
+        assert httpclient.InferenceServerClient(serve.http_url).is_model_ready("m")
+        assert grpc_infer(serve.grpc_address, "m", float(i)).tolist() == [[float(i)] * 4]
+    grpcclient.InferenceServerClient(serve.grpc_address).unload_model("m")
+    for _ in range(8):
+        client = httpclient.InferenceServerClient(serve.http_url)
+        assert not client.is_model_ready("m")
+        with pytest.raises(InferenceServerException):
+            http_infer(serve.http_url, "m", 1.0)
+        assert [m["state"] for m in client.get_model_repository_index()] == ["UNAVAILABLE"]
+
+
+def test_a_killed_worker_is_replaced_while_the_others_serve(server) -> None:  # type: ignore[no-untyped-def]
+    before = children(server.process.pid)
+    os.kill(before["worker 0"], signal.SIGKILL)
+    # Connections the dead worker had accepted, or that reached its listener while it was being torn down,
+    # are lost with it (SO_REUSEPORT: each worker owns its listener); once it is gone, new connections reach
+    # the workers still listening.
+    wait_for(
+        lambda: (
+            not Path(f"/proc/{before['worker 0']}/fd").exists()
+            or not any(Path(f"/proc/{before['worker 0']}/fd").iterdir())
+        ),
+        timeout=10,
+        what="the killed worker's sockets to close",
+    )
+    for i in range(10):
+        assert http_infer(server.http_url, "fast", float(i)).tolist() == [[float(i)] * 4]
+    wait_for(
+        lambda: children(server.process.pid).get("worker 0") not in (None, before["worker 0"]),
+        what="the replacement worker",
+    )
+    assert children(server.process.pid)["executor"] == before["executor"]
+    assert "worker 0" in server.log() and "starting it again" in server.log()
+    wait_for(lambda: len(children(server.process.pid)) == WORKERS + 1, what="every worker")
+    for i in range(10):
+        assert grpc_infer(server.grpc_address, "fast", float(i)).tolist() == [[float(i)] * 4]
+
+
+def test_a_killed_executor_fails_pending_requests_then_comes_back(server) -> None:  # type: ignore[no-untyped-def]
+    before = children(server.process.pid)
+    outcomes: list[str] = []
+
+    def pending() -> None:
+        try:
+            http_infer(server.http_url, "slow", 1.0)
+            outcomes.append("ok")
+        except InferenceServerException as exc:
+            outcomes.append(f"{exc.status()}: {exc.message()}")
+
+    threads = [threading.Thread(target=pending) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)  # executing in the executor
+    os.kill(before["executor"], signal.SIGKILL)
+    for thread in threads:
+        thread.join(30)
+    assert len(outcomes) == 4
+    assert all(o.startswith("503") and "executor is not available" in o for o in outcomes), outcomes
+    # Not ready until the new executor has loaded the models; then everything answers again.
+    wait_for(
+        lambda: children(server.process.pid).get("executor") not in (None, before["executor"]), what="a new executor"
+    )
+    wait_for(
+        lambda: requests.get(f"http://{server.http_url}/v2/health/ready", timeout=5).status_code == 200,
+        what="readiness after the executor restarted",
+    )
+    for i in range(6):
+        assert http_infer(server.http_url, "fast", float(i)).tolist() == [[float(i)] * 4]
+        assert grpc_infer(server.grpc_address, "fast", float(i)).tolist() == [[float(i)] * 4]
+    assert children(server.process.pid)["worker 0"] == before["worker 0"]  # workers kept running
+
+
+def test_while_the_executor_is_away_the_server_is_live_but_not_ready(server) -> None:  # type: ignore[no-untyped-def]
+    before = children(server.process.pid)
+    os.kill(before["executor"], signal.SIGKILL)
+    wait_for(
+        lambda: requests.get(f"http://{server.http_url}/v2/health/ready", timeout=5).status_code != 200,
+        timeout=10,
+        what="not ready",
+    )
+    assert requests.get(f"http://{server.http_url}/v2/health/live", timeout=5).status_code == 200
+    wait_for(
+        lambda: requests.get(f"http://{server.http_url}/v2/health/ready", timeout=5).status_code == 200,
+        what="ready again",
+    )
+
+
+def test_sigterm_under_load_answers_every_request_and_stops_every_process(server) -> None:  # type: ignore[no-untyped-def]
+    tree = children(server.process.pid)
+    outcomes: list[str] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                http_infer(server.http_url, "slow", 2.0)
+                outcomes.append("ok")
+            except InferenceServerException as exc:
+                outcomes.append("refused" if exc.status() == "503" else f"other: {exc}")
+            except Exception as exc:  # connection refused once the listeners closed
+                outcomes.append(
+                    "closed" if "Connection refused" in str(exc) or "connect" in str(exc).lower() else f"lost: {exc!r}"
+                )
+                return
+
+    threads = [threading.Thread(target=load) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    sent = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(30) == 0
+    took = time.monotonic() - sent
+    stop.set()
+    for thread in threads:
+        thread.join(30)
+    assert [o for o in outcomes if o.startswith(("other", "lost"))] == []
+    assert outcomes.count("ok") >= 6
+    assert took < 5 + 2 + 6, f"stopped {took:.1f}s after SIGTERM"
+    for pid in tree.values():
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
