@@ -313,3 +313,25 @@ def test_sigterm_under_load_answers_every_request_and_stops_every_process(server
     assert took < 5 + 2 + 6, f"stopped {took:.1f}s after SIGTERM"
     for pid in tree.values():
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def test_a_restarted_executor_serves_the_models_the_api_had_loaded(tmp_path: Path, tritium_serve_factory) -> None:  # type: ignore[no-untyped-def]
+    write_identity_model(tmp_path, "startup")
+    write_identity_model(tmp_path, "later")
+    serve = tritium_serve_factory(
+        f"--model-repository={tmp_path}",
+        f"--workers={WORKERS}",
+        "--model-control-mode=explicit",
+        "--load-model=startup",
+        extra_plugins=FAKES,
+    )
+    wait_for(lambda: len(children(serve.process.pid)) == WORKERS + 1, what="every worker")
+    client = httpclient.InferenceServerClient(serve.http_url)
+    client.load_model("later")
+    client.unload_model("startup")
+    before = children(serve.process.pid)["executor"]
+    os.kill(before, signal.SIGKILL)
+    wait_for(lambda: children(serve.process.pid).get("executor") not in (None, before), what="a new executor")
+    wait_for(lambda: httpclient.InferenceServerClient(serve.http_url).is_model_ready("later"), what="'later' again")
+    assert not httpclient.InferenceServerClient(serve.http_url).is_model_ready("startup")
+    assert http_infer(serve.http_url, "later", 3.0).tolist() == [[3.0] * 4]

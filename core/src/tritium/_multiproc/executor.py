@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import pickle
 import socket
 from collections.abc import Callable
 from functools import partial
@@ -58,8 +59,10 @@ class WorkerSession:
         request_arena: ArenaReader | None,
         response_arena: ArenaWriter | None,
         on_closed: Callable[[WorkerSession], None],
+        on_control: Callable[[str, tuple[Any, ...], dict[str, Any]], None] = lambda *_: None,
     ) -> None:
         self.service = service
+        self._on_control = on_control
         self.request_arena = request_arena
         self.response_arena = response_arena
         self._on_closed = on_closed
@@ -151,6 +154,7 @@ class WorkerSession:
         except Exception as exc:
             self.channel.send(("err", rid, encode_error(exc)))
         else:
+            self._on_control(method, args, kwargs)
             self.channel.send(("ret", rid, value))
 
     def notify(self, message: Any) -> None:
@@ -169,11 +173,53 @@ class WorkerSession:
         return len(self._tasks)
 
 
+CONTROL_LOG_NAME = "model-control.pickle"
+
+
+class ControlLog:
+    """The models loaded and unloaded through the API, in the run directory, so that an executor started
+    again after a crash serves the same models as the one that died (not just the startup set).
+
+    Only the last operation per model is kept (with its config and file overrides), in the order made."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def entries(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """``(operation, model, keyword arguments)`` in order; empty when nothing was changed yet."""
+        try:
+            with open(self.path, "rb") as file:
+                entries: list[tuple[str, str, dict[str, Any]]] = pickle.load(file)
+        except FileNotFoundError:
+            return []
+        return entries
+
+    def record(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if method not in ("load_model", "unload_model") or not args:
+            return
+        name = str(args[0])
+        entries = [entry for entry in self.entries() if entry[1] != name]
+        entries.append((method, name, dict(kwargs)))
+        temporary = self.path.with_name(self.path.name + ".new")
+        with open(temporary, "wb") as file:
+            pickle.dump(entries, file)
+        os.replace(temporary, self.path)
+
+    async def replay(self, service: DataPlane) -> None:
+        """Repeat the recorded operations on a fresh executor; one that fails is logged and skipped."""
+        for method, name, kwargs in self.entries():
+            try:
+                await getattr(service, method)(name, **kwargs)
+            except Exception as exc:
+                _log.error("restoring model '%s' after the executor restarted (%s): %s", name, method, exc)
+
+
 class ExecutorBridge:
     """Accepts worker connections on ``<run_dir>/executor.sock`` once the models are loaded."""
 
     def __init__(self, service: DataPlane, run_dir: Path, arena_size: int) -> None:
         self.service = service
+        self.control_log = ControlLog(run_dir / CONTROL_LOG_NAME)
         self.path = run_dir / SOCKET_NAME
         self.arena_size = arena_size
         self.sessions: set[WorkerSession] = set()
@@ -232,7 +278,9 @@ class ExecutorBridge:
         send_hello(conn, welcome, [response_arena.fd] if response_arena is not None else [])
         if response_arena is not None:
             response_arena.close()  # the mapping stays; the worker holds its own descriptor now
-        return WorkerSession(self.service, request_arena, response_arena, self.sessions.discard)
+        return WorkerSession(
+            self.service, request_arena, response_arena, self.sessions.discard, self.control_log.record
+        )
 
     def on_event(self, event: Event) -> None:
         """Tell every worker that the set of loaded models changed (its cached metadata is stale), on its data

@@ -53,6 +53,7 @@ async def run_executor(options: ServerOptions, host: PluginHost, run_dir: Path) 
     await server.start()
     bridge = ExecutorBridge(server.service, run_dir, ARENA_SIZE)
     server.add_event_handler(bridge.on_event)
+    await bridge.control_log.replay(server.service)  # a restart: the models the API had loaded, again
     await bridge.start()
     _log.info("model executor ready (pid %d)", os.getpid())
     try:
