@@ -101,6 +101,12 @@ class TritiumServe:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def require(self, *frontends: str) -> None:
+        """Skip the calling test unless every frontend named (``"http"``, ``"grpc"``) is installed, so listening."""
+        for frontend in frontends:
+            if (self.http_port if frontend == "http" else self.grpc_port) is None:
+                pytest.skip(f"frontend_{frontend} is not installed")
+
     def wait_ready(self, timeout: float = 90.0) -> TritiumServe:
         """Wait until every frontend port accepts connections (frontends start after the models load)."""
         ports = [p for p in (self.http_port, self.grpc_port) if p is not None]
@@ -252,6 +258,53 @@ def tls_certificate_factory() -> object:
 def tls_certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """:func:`write_tls_certificates` in a session temporary folder."""
     return write_tls_certificates(tmp_path_factory.mktemp("tls-certificates"))
+
+
+# ------------------------------------------------------------------------------------------------------
+# Backend end-to-end tests (ONNX, TensorFlow, PyTorch): an identity model per datatype, over HTTP and gRPC.
+# ------------------------------------------------------------------------------------------------------
+
+
+def identity_round_trip(
+    served: TritiumServe,
+    protocol: str,
+    model: str,
+    wire: str,
+    *,
+    input_name: str = "INPUT0",
+    output_name: str = "OUTPUT0",
+    utf8_only: bool = True,
+) -> None:
+    """Send values of datatype ``wire`` that every client carries exactly (``tritium.testing.builders.wire_sample``:
+    full range; BYTES not UTF-8 too unless ``utf8_only``) to the identity model ``model`` through tritonclient
+    over ``protocol`` (``"http"``: binary tensors, shape [2, 4]; ``"grpc"``: shape [3, 2]) and check that the
+    same values come back. Skips when that frontend is not installed."""
+    from tritium.testing.builders import assert_same_array, wire_sample
+
+    served.require(protocol)
+    if protocol == "http":
+        import tritonclient.http as http
+
+        x = wire_sample(wire, (2, 4), 1, utf8_only=utf8_only)
+        tensor = http.InferInput(input_name, list(x.shape), wire)
+        tensor.set_data_from_numpy(x, binary_data=True)
+        with http.InferenceServerClient(served.http_url) as client:
+            result = client.infer(model, [tensor])
+    else:
+        import tritonclient.grpc as grpc
+
+        x = wire_sample(wire, (3, 2), 2, utf8_only=utf8_only)
+        tensor = grpc.InferInput(input_name, list(x.shape), wire)
+        tensor.set_data_from_numpy(x)
+        with grpc.InferenceServerClient(served.grpc_address) as client:
+            result = client.infer(model, [tensor])
+    assert_same_array(result.as_numpy(output_name), x)
+
+
+@pytest.fixture(scope="session", name="identity_round_trip")
+def identity_round_trip_fixture() -> object:
+    """:func:`identity_round_trip` (test modules cannot import this conftest under --import-mode=importlib)."""
+    return identity_round_trip
 
 
 # ------------------------------------------------------------------------------------------------------

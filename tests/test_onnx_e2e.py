@@ -189,43 +189,19 @@ def served(tritium_serve_factory: Any, repo: Path) -> Any:
     return tritium_serve_factory(f"--model-repository={repo}")
 
 
-def _need(served: Any, frontend: str) -> None:
-    port = served.http_port if frontend == "http" else served.grpc_port
-    if port is None:
-        pytest.skip(f"frontend_{frontend} is not installed")
-
-
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
 @pytest.mark.parametrize("wire", WIRE_TYPES)
-def test_http_identity_per_datatype(served: Any, wire: str) -> None:
-    import tritonclient.http as http
-
-    _need(served, "http")
-    x = sample(wire, (2, 4), seed=1)
-    tensor = http.InferInput("INPUT0", list(x.shape), wire)
-    tensor.set_data_from_numpy(x, binary_data=True)
-    with http.InferenceServerClient(served.http_url) as client:
-        result = client.infer(f"auto_identity_{wire.lower()}", [tensor])
-    assert_same(result.as_numpy("OUTPUT0"), x)
-
-
-@pytest.mark.parametrize("wire", WIRE_TYPES)
-def test_grpc_identity_per_datatype(served: Any, wire: str) -> None:
-    import tritonclient.grpc as grpc
-
-    _need(served, "grpc")
-    x = sample(wire, (3, 2), seed=2)
-    tensor = grpc.InferInput("INPUT0", list(x.shape), wire)
-    tensor.set_data_from_numpy(x)
-    with grpc.InferenceServerClient(served.grpc_address) as client:
-        result = client.infer(f"auto_identity_{wire.lower()}", [tensor])
-    assert_same(result.as_numpy("OUTPUT0"), x)
+def test_identity_per_datatype_over_the_network(
+    served: Any, identity_round_trip: Any, protocol: str, wire: str
+) -> None:
+    identity_round_trip(served, protocol, f"auto_identity_{wire.lower()}", wire)
 
 
 @pytest.mark.parametrize("wire", WIRE_TYPES)
 def test_auto_completed_config_over_http(served: Any, wire: str) -> None:
     import tritonclient.http as http
 
-    _need(served, "http")
+    served.require("http")
     with http.InferenceServerClient(served.http_url) as client:
         config = client.get_model_config(f"auto_identity_{wire.lower()}")
         metadata = client.get_model_metadata(f"auto_identity_{wire.lower()}")
@@ -246,7 +222,7 @@ def test_auto_completed_config_over_http(served: Any, wire: str) -> None:
 def test_external_weights_config_over_grpc(served: Any) -> None:
     import tritonclient.grpc as grpc
 
-    _need(served, "grpc")
+    served.require("grpc")
     with grpc.InferenceServerClient(served.grpc_address) as client:
         config = client.get_model_config("external_weights").config
     assert config.max_batch_size == 8  # kept from config.pbtxt
@@ -260,8 +236,8 @@ def test_non_utf8_bytes_over_http_and_grpc(served: Any) -> None:
     import tritonclient.http as http
     from tritonclient.utils import InferenceServerException
 
-    _need(served, "http")
-    _need(served, "grpc")
+    served.require("http")
+    served.require("grpc")
     bad = np.array([[b"\xff\xfe"]], dtype=object)
     tensor = http.InferInput("INPUT0", [1, 1], "BYTES")
     tensor.set_data_from_numpy(bad, binary_data=True)
@@ -286,7 +262,7 @@ def test_backend_config_sets_the_default_max_batch_size(tritium_serve_factory: A
         f"--model-repository={repo}", "--backend-config=onnxruntime,default-max-batch-size=16"
     )
     try:
-        _need(served, "http")
+        served.require("http")
         with http.InferenceServerClient(served.http_url) as client:
             config = client.get_model_config("auto")
         assert config["max_batch_size"] == 16

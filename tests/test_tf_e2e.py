@@ -53,36 +53,12 @@ def served(tritium_serve_factory: Any, repo: Path) -> Any:
     return tritium_serve_factory(f"--model-repository={repo}", *SETTINGS, timeout=180)
 
 
-def _need(served: Any, *frontends: str) -> None:
-    for frontend in frontends:
-        if (served.http_port if frontend == "http" else served.grpc_port) is None:
-            pytest.skip(f"frontend_{frontend} is not installed")
-
-
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
 @pytest.mark.parametrize("wire", WIRE_TYPES)
-def test_http_identity_per_datatype(served: Any, wire: str) -> None:
-    import tritonclient.http as http
-
-    _need(served, "http")
-    x = sample(wire, (2, 4), seed=1)
-    tensor = http.InferInput("INPUT0", list(x.shape), wire)
-    tensor.set_data_from_numpy(x, binary_data=True)
-    with http.InferenceServerClient(served.http_url) as client:
-        result = client.infer(f"tf_identity_{wire.lower()}", [tensor])
-    assert_same(result.as_numpy("OUTPUT0"), x)
-
-
-@pytest.mark.parametrize("wire", WIRE_TYPES)
-def test_grpc_identity_per_datatype(served: Any, wire: str) -> None:
-    import tritonclient.grpc as grpc
-
-    _need(served, "grpc")
-    x = sample(wire, (3, 2), seed=2)
-    tensor = grpc.InferInput("INPUT0", list(x.shape), wire)
-    tensor.set_data_from_numpy(x)
-    with grpc.InferenceServerClient(served.grpc_address) as client:
-        result = client.infer(f"tf_identity_{wire.lower()}", [tensor])
-    assert_same(result.as_numpy("OUTPUT0"), x)
+def test_identity_per_datatype_over_the_network(
+    served: Any, identity_round_trip: Any, protocol: str, wire: str
+) -> None:
+    identity_round_trip(served, protocol, f"tf_identity_{wire.lower()}", wire, utf8_only=False)
 
 
 @pytest.mark.parametrize("model", ["simple_savedmodel", "simple_graphdef", "tf_gpu_group"])
@@ -90,7 +66,7 @@ def test_simple_over_http_and_grpc(served: Any, model: str) -> None:
     import tritonclient.grpc as grpc
     import tritonclient.http as http
 
-    _need(served, "http", "grpc")
+    served.require("http", "grpc")
     a = np.arange(48, dtype=np.int32).reshape(3, 16)
     b = np.full((3, 16), 7, dtype=np.int32)
     inputs = [http.InferInput("INPUT0", [3, 16], "INT32"), http.InferInput("INPUT1", [3, 16], "INT32")]
@@ -112,7 +88,7 @@ def test_simple_over_http_and_grpc(served: Any, model: str) -> None:
 def test_non_batching_model_over_http(served: Any) -> None:
     import tritonclient.http as http
 
-    _need(served, "http")
+    served.require("http")
     x = sample("FP32", (2, 3), seed=4)
     tensor = http.InferInput("INPUT0", [2, 3], "FP32")
     tensor.set_data_from_numpy(x, binary_data=False)
@@ -126,7 +102,7 @@ def test_auto_completed_config_and_metadata(served: Any) -> None:
     import tritonclient.grpc as grpc
     import tritonclient.http as http
 
-    _need(served, "http", "grpc")
+    served.require("http", "grpc")
     with http.InferenceServerClient(served.http_url) as client:
         config = client.get_model_config("simple_savedmodel")
         metadata = client.get_model_metadata("simple_savedmodel")
@@ -152,7 +128,7 @@ def test_auto_completed_config_and_metadata(served: Any) -> None:
 def test_every_model_is_ready(served: Any, repo: Path) -> None:
     import tritonclient.http as http
 
-    _need(served, "http")
+    served.require("http")
     with http.InferenceServerClient(served.http_url) as client:
         index = client.get_model_repository_index()
     expected = sorted(p.name for p in repo.iterdir() if p.is_dir() and not p.name.startswith("."))

@@ -217,43 +217,21 @@ def served(tritium_serve_factory: Any, repo: Path) -> Any:
     return tritium_serve_factory(f"--model-repository={repo}")
 
 
-def _need(served: Any, frontend: str) -> None:
-    if (served.http_port if frontend == "http" else served.grpc_port) is None:
-        pytest.skip(f"frontend_{frontend} is not installed")
-
-
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
 @pytest.mark.parametrize("wire", TENSOR_TYPES)
-def test_http_identity_per_datatype(served: Any, wire: str) -> None:
-    import tritonclient.http as http
-
-    _need(served, "http")
-    x = sample(wire, (2, 4), seed=1)
-    tensor = http.InferInput("INPUT__0", list(x.shape), wire)
-    tensor.set_data_from_numpy(x, binary_data=True)
-    with http.InferenceServerClient(served.http_url) as client:
-        result = client.infer(f"torch_identity_{wire.lower()}", [tensor])
-    assert_same(result.as_numpy("OUTPUT__0"), x)
-
-
-@pytest.mark.parametrize("wire", TENSOR_TYPES)
-def test_grpc_identity_per_datatype(served: Any, wire: str) -> None:
-    import tritonclient.grpc as grpc
-
-    _need(served, "grpc")
-    x = sample(wire, (3, 2), seed=2)
-    tensor = grpc.InferInput("INPUT__0", list(x.shape), wire)
-    tensor.set_data_from_numpy(x)
-    with grpc.InferenceServerClient(served.grpc_address) as client:
-        result = client.infer(f"torch_identity_{wire.lower()}", [tensor])
-    assert_same(result.as_numpy("OUTPUT__0"), x)
+def test_identity_per_datatype_over_the_network(
+    served: Any, identity_round_trip: Any, protocol: str, wire: str
+) -> None:
+    model = f"torch_identity_{wire.lower()}"
+    identity_round_trip(served, protocol, model, wire, input_name="INPUT__0", output_name="OUTPUT__0")
 
 
 def test_examples_over_http_and_grpc(served: Any) -> None:
     import tritonclient.grpc as grpc
     import tritonclient.http as http
 
-    _need(served, "http")
-    _need(served, "grpc")
+    served.require("http")
+    served.require("grpc")
     models = [("simple_torchscript", np.int32, "INT32", ("INPUT__0", "INPUT__1"), ("OUTPUT__0", "OUTPUT__1"))]
     if HAS_COMPILER:
         models.append(("simple_aoti", np.float32, "FP32", ("ARGS[0]", "ARGS[1]"), ("RESULT[0]", "RESULT[1]")))
@@ -283,8 +261,8 @@ def test_strings_over_http_and_grpc(served: Any) -> None:
     import tritonclient.grpc as grpc
     import tritonclient.http as http
 
-    _need(served, "http")
-    _need(served, "grpc")
+    served.require("http")
+    served.require("grpc")
     names = np.array(["wörld".encode(), b"triton"], dtype=object)
     with http.InferenceServerClient(served.http_url) as client:
         tensor = http.InferInput("INPUT__0", [2], "BYTES")
@@ -312,8 +290,8 @@ def test_model_errors_reach_the_client_in_tritons_form(served: Any, model: str, 
     import tritonclient.http as http
     from tritonclient.utils import InferenceServerException
 
-    _need(served, "http")
-    _need(served, "grpc")
+    served.require("http")
+    served.require("grpc")
     x = -np.ones((1, 2), np.float32)
     tensor = http.InferInput("INPUT__0", [1, 2], "FP32")
     tensor.set_data_from_numpy(x)
@@ -336,7 +314,7 @@ def test_shape_and_type_mismatches_are_rejected_before_the_model(served: Any) ->
     import tritonclient.http as http
     from tritonclient.utils import InferenceServerException
 
-    _need(served, "http")
+    served.require("http")
     with http.InferenceServerClient(served.http_url) as client:
         wrong_shape = http.InferInput("INPUT__0", [1, 3], "INT32")
         wrong_shape.set_data_from_numpy(np.ones((1, 3), np.int32))
