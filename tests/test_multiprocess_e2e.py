@@ -335,3 +335,41 @@ def test_a_restarted_executor_serves_the_models_the_api_had_loaded(tmp_path: Pat
     wait_for(lambda: httpclient.InferenceServerClient(serve.http_url).is_model_ready("later"), what="'later' again")
     assert not httpclient.InferenceServerClient(serve.http_url).is_model_ready("startup")
     assert http_infer(serve.http_url, "later", 3.0).tolist() == [[3.0] * 4]
+
+
+def test_a_model_that_runs_in_the_workers_keeps_one_set_of_statistics(tmp_path: Path, tritium_serve_factory) -> None:  # type: ignore[no-untyped-def]
+    model = write_identity_model(tmp_path, "tiny")
+    config = model / "config.pbtxt"
+    config.write_text(
+        config.read_text() + '\nparameters { key: "tritium_run_in_workers" value { string_value: "true" } }\n'
+    )
+    serve = tritium_serve_factory(
+        f"--model-repository={tmp_path}",
+        f"--workers={WORKERS}",
+        "--model-control-mode=explicit",
+        "--load-model=tiny",
+        extra_plugins=FAKES,
+    )
+    wait_for(lambda: len(children(serve.process.pid)) == WORKERS + 1, what="every worker")
+    time.sleep(0.5)  # the workers load their copies
+    for i in range(20):
+        assert http_infer(serve.http_url, "tiny", float(i)).tolist() == [[float(i)] * 4]
+        assert grpc_infer(serve.grpc_address, "tiny", float(i)).tolist() == [[float(i)] * 4]
+    for _ in range(4):
+        stats = httpclient.InferenceServerClient(serve.http_url).get_inference_statistics("tiny")["model_stats"][0]
+        assert stats["inference_stats"]["success"]["count"] == 40
+        assert stats["execution_count"] == 40 and stats["inference_count"] == 40
+    metrics = requests.get(f"http://127.0.0.1:{serve.metrics_port}/metrics", timeout=5).text
+    assert 'nv_inference_request_success{model="tiny",version="1"} 40' in metrics
+    # The workers' copies really serve it: requests are answered while the executor is frozen.
+    executor = children(serve.process.pid)["executor"]
+    os.kill(executor, signal.SIGSTOP)
+    try:
+        for i in range(6):
+            assert http_infer(serve.http_url, "tiny", float(i)).tolist() == [[float(i)] * 4]
+    finally:
+        os.kill(executor, signal.SIGCONT)
+    httpclient.InferenceServerClient(serve.http_url).unload_model("tiny")
+    for _ in range(8):
+        with pytest.raises(InferenceServerException, match="unknown model"):
+            http_infer(serve.http_url, "tiny", 1.0)

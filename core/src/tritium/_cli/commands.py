@@ -99,8 +99,8 @@ def _serve(
         err.write(f"tritium serve: error: {listening.refusal}\n")
         return 1
 
-    from tritium._runtime.log_config import configure_logging
     from tritium._multiproc.supervisor import Supervisor, usable_cores
+    from tritium._runtime.log_config import configure_logging
     from tritium._runtime.server import Server, StartupError
 
     try:

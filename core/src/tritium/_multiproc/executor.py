@@ -24,6 +24,7 @@ from tritium._base.tensors import InferenceResponse
 from tritium._multiproc.arena import ArenaReader, ArenaWriter
 from tritium._multiproc.channel import Channel
 from tritium._multiproc.handshake import HELLO_TIMEOUT_S, SOCKET_NAME, receive_hello, send_hello
+from tritium._multiproc.local_models import STAT_METHODS, worker_models
 from tritium._multiproc.wire import decode_request, encode_error, encode_response
 from tritium._runtime.dataplane import DataPlane
 
@@ -60,9 +61,11 @@ class WorkerSession:
         response_arena: ArenaWriter | None,
         on_closed: Callable[[WorkerSession], None],
         on_control: Callable[[str, tuple[Any, ...], dict[str, Any]], None] = lambda *_: None,
+        emit: Callable[[Event], None] = lambda event: None,
     ) -> None:
         self.service = service
         self._on_control = on_control
+        self._emit = emit
         self.request_arena = request_arena
         self.response_arena = response_arena
         self._on_closed = on_closed
@@ -83,6 +86,20 @@ class WorkerSession:
                 self._track(message[1], asyncio.ensure_future(self._stream(message[1], message[2])))
             elif kind == "call":
                 self._call(message[1], message[2], message[3], message[4])
+            elif kind == "stat":
+                self._stat(message[1], message[2], message[3], message[4], message[5])
+            elif kind == "event":
+                self._emit(message[1])
+
+    def _stat(self, name: str, version: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """A statistics update of a worker's copy of a model, applied to the executor's statistics of it."""
+        if method not in STAT_METHODS:
+            return
+        try:
+            statistics = self.service.models.runtime(name, int(version)).pool.statistics
+        except (TritiumError, ValueError):
+            return  # unloaded meanwhile
+        getattr(statistics, method)(*args, **kwargs)
 
     def _track(self, rid: int, task: asyncio.Future[Any]) -> None:
         self._tasks[rid] = task
@@ -134,7 +151,9 @@ class WorkerSession:
             self.channel.send(("end", rid))
 
     def _call(self, rid: int, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        if method in SYNC_CALLS:
+        if method == "worker_models":
+            self.channel.send(("ret", rid, worker_models(self.service)))
+        elif method in SYNC_CALLS:
             try:
                 value = getattr(self.service, method)(*args, **kwargs)
             except Exception as exc:
@@ -217,8 +236,11 @@ class ControlLog:
 class ExecutorBridge:
     """Accepts worker connections on ``<run_dir>/executor.sock`` once the models are loaded."""
 
-    def __init__(self, service: DataPlane, run_dir: Path, arena_size: int) -> None:
+    def __init__(
+        self, service: DataPlane, run_dir: Path, arena_size: int, emit: Callable[[Event], None] = lambda e: None
+    ) -> None:
         self.service = service
+        self._emit = emit
         self.control_log = ControlLog(run_dir / CONTROL_LOG_NAME)
         self.path = run_dir / SOCKET_NAME
         self.arena_size = arena_size
@@ -279,7 +301,7 @@ class ExecutorBridge:
         if response_arena is not None:
             response_arena.close()  # the mapping stays; the worker holds its own descriptor now
         return WorkerSession(
-            self.service, request_arena, response_arena, self.sessions.discard, self.control_log.record
+            self.service, request_arena, response_arena, self.sessions.discard, self.control_log.record, self._emit
         )
 
     def on_event(self, event: Event) -> None:

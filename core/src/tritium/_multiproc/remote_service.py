@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import logging
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,8 @@ from tritium._multiproc.wire import decode_error, decode_response, encode_reques
 from tritium._runtime.service import InferenceService, ServiceCapability
 
 if TYPE_CHECKING:
+    from tritium._multiproc.local_models import LocalModels
+    from tritium._runtime.dataplane import DataPlane
     from tritium._runtime.shm import SharedMemoryRegistry
     from tritium.config import ModelConfig
 
@@ -79,6 +81,8 @@ class RemoteService(InferenceService):
         self.connected = asyncio.Event()
         self._capabilities: frozenset[ServiceCapability] = frozenset()
         self._metadata: dict[str, Any] = {}
+        self.local: LocalModels | None = None
+        """This worker's copies of the models that run in the workers (set before :meth:`start`)."""
 
     # -------------------------------------------------------------------------------- connection
     async def start(self) -> None:
@@ -107,6 +111,8 @@ class RemoteService(InferenceService):
             self._metadata = self._conn.metadata
             self._cache.clear()
             self.connected.set()
+            if self.local is not None:
+                self.local.changed(self._worker_models)
             return
 
     async def _connect(self) -> _Connection:
@@ -184,6 +190,8 @@ class RemoteService(InferenceService):
             kind = message[0]
             if kind == "models_changed":
                 self._cache.clear()
+                if self.local is not None:
+                    self.local.changed(self._worker_models)
                 continue
             waiter = self._pending.get(message[1])
             if waiter is None:
@@ -210,6 +218,23 @@ class RemoteService(InferenceService):
                 waiter.set_result(message[2])
             else:
                 waiter.set_exception(decode_error(message[2]))
+
+    def forward(self, message: Any) -> None:
+        """Send a message that needs no answer (statistics and events of the local copies); dropped while
+        the executor is away."""
+        conn = self._conn
+        if conn is not None:
+            conn.channel.send(message)
+
+    def _worker_models(self) -> dict[str, str]:
+        result: dict[str, str] = self._call("worker_models")
+        return result
+
+    def _local(self, model_name: str) -> DataPlane | None:
+        local = self.local
+        if local is None or model_name not in local.active:
+            return None
+        return local.service
 
     def _connection(self) -> _Connection:
         conn = self._conn
@@ -332,9 +357,33 @@ class RemoteService(InferenceService):
         if not self._in_flight:
             self._idle.set()
 
+    def infer_nowait(self, request: InferenceRequest) -> InferenceResponse | Awaitable[InferenceResponse]:
+        local = self._local(request.model_name)
+        if local is None:
+            return self.infer(request)
+        self._enter()
+        try:
+            result = local.infer_nowait(request)
+        except BaseException:
+            self._leave()
+            raise
+        if isinstance(result, InferenceResponse):
+            self._leave()
+            return result
+        return self._finish(result)
+
+    async def _finish(self, pending: Awaitable[InferenceResponse]) -> InferenceResponse:
+        try:
+            return await pending
+        finally:
+            self._leave()
+
     async def infer(self, request: InferenceRequest) -> InferenceResponse:
         self._enter()
         try:
+            local = self._local(request.model_name)
+            if local is not None:
+                return await local.infer(request)
             conn = self._connection()
             rid = next(self._ids)
             future: asyncio.Future[InferenceResponse] = asyncio.get_running_loop().create_future()
@@ -354,6 +403,11 @@ class RemoteService(InferenceService):
         rid = 0
         conn: _Connection | None = None
         try:
+            local = self._local(request.model_name)
+            if local is not None:
+                async for response in local.infer_stream(request):
+                    yield response
+                return
             conn = self._connection()
             rid = next(self._ids)
             queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()

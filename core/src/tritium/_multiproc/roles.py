@@ -17,6 +17,7 @@ from typing import Any
 from tritium._base.errors import TritiumError
 from tritium._base.options import ServerOptions
 from tritium._multiproc.executor import ExecutorBridge
+from tritium._multiproc.local_models import LocalModels
 from tritium._multiproc.remote_service import RemoteService
 from tritium._multiproc.shm_table import TABLE_NAME, SharedRegistry
 from tritium._plugins.host import PluginHost
@@ -51,7 +52,7 @@ async def run_executor(options: ServerOptions, host: PluginHost, run_dir: Path) 
     stop = _stop_event()
     server = Server(options, host=host, serve_frontends=False)
     await server.start()
-    bridge = ExecutorBridge(server.service, run_dir, ARENA_SIZE)
+    bridge = ExecutorBridge(server.service, run_dir, ARENA_SIZE, server.emit)
     server.add_event_handler(bridge.on_event)
     await bridge.control_log.replay(server.service)  # a restart: the models the API had loaded, again
     await bridge.start()
@@ -83,12 +84,16 @@ async def run_worker(
     stop = _stop_event()
     registry = SharedRegistry(allowed=options.allow_client_shm, table=run_dir / TABLE_NAME)
     service = RemoteService(run_dir, worker_index, registry, ARENA_SIZE)
+    local = LocalModels(options, host, service.forward)
+    await local.start()
+    service.local = local
     starting = asyncio.ensure_future(service.start())
     waiting = asyncio.ensure_future(stop.wait())
     await asyncio.wait([starting, waiting], return_when=asyncio.FIRST_COMPLETED)
     if not starting.done():
         starting.cancel()
         await service.close()
+        await local.stop(0)
         return 0
     frontends = create_components(
         "frontend", host.frontends, options, service, _frontend_options(worker_index, workers)
@@ -108,6 +113,7 @@ async def run_worker(
         await stop.wait()
     finally:
         await _drain(options, service, running)
+        await local.stop(SHUTDOWN_MARGIN_SECS)
     return 0
 
 

@@ -94,7 +94,8 @@ class Server:
     """A Tritium server. ``plugins`` adds ``(name, module-or-object)`` plugins besides the entry points;
     ``host`` hands over a plugin host that is already loaded (the CLI loads one to build its parser);
     ``serve_frontends`` False starts no frontend (the executor process of ``--workers N``, whose frontends run
-    in the worker processes)."""
+    in the worker processes); ``statistics_factory(name, version)`` makes each model version's statistics
+    (the default: plain :class:`ModelStatistics`)."""
 
     def __init__(
         self,
@@ -103,9 +104,11 @@ class Server:
         plugins: Sequence[tuple[str, object]] = (),
         host: PluginHost | None = None,
         serve_frontends: bool = True,
+        statistics_factory: Callable[[str, int], ModelStatistics] | None = None,
     ) -> None:
         self.options = options or ServerOptions()
         self.serve_frontends = serve_frontends
+        self._statistics_factory = statistics_factory or (lambda name, version: ModelStatistics(name, str(version)))
         if host is None:
             extra = [*plugins, *(plugin_reference(m) for m in self.options.extra_plugins)]
             host = PluginHost(disabled=self.options.disabled_plugins, extra_plugins=extra)
@@ -153,9 +156,7 @@ class Server:
             log_file=options.log_file, log_info=options.log_info, log_warning=options.log_warning,
             log_error=options.log_error, log_verbose_level=options.log_verbose, log_format=options.log_format,
         )
-        self._models = ModelManager(
-            options, self.host, self._bus.emit, lambda name, version: ModelStatistics(name, str(version)),
-        )
+        self._models = ModelManager(options, self.host, self._bus.emit, self._statistics_factory)
         service = DataPlane(options, self.host, self._models, TRITON_COMPAT_VERSION, log_settings)
         self._service = service
         self._sinks = self._create_components("metrics_sink", self.host.metrics_sinks)
@@ -185,6 +186,11 @@ class Server:
 
     def _create_components(self, kind: str, specs: Mapping[str, Any]) -> list[Any]:
         return create_components(kind, specs, self.options, self._service)
+
+    def emit(self, event: Event) -> None:
+        """Send ``event`` to the metrics sinks as if the kernel had emitted it (events of models that run in the
+        worker processes reach the executor's sinks this way)."""
+        self._bus.emit(event)
 
     def add_event_handler(self, handler: Callable[[Event], None]) -> None:
         """Also send every kernel event to ``handler`` (besides the metrics sinks); must be cheap."""
