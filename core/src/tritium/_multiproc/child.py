@@ -9,6 +9,7 @@ the supervisor of the same server (a private directory of the server's user).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import pickle
 import signal
@@ -16,6 +17,8 @@ import sys
 from pathlib import Path
 
 OPTIONS_NAME = "options.pickle"
+EXECUTOR_STARTUP_FAILED = 3
+"""The executor's exit status when its models could not be loaded at startup (reported already)."""
 
 
 def _die_with_parent(parent: int) -> None:
@@ -39,6 +42,7 @@ def main(argv: list[str]) -> int:
     with open(run_dir / OPTIONS_NAME, "rb") as file:
         options, workers = pickle.load(file)
 
+    from tritium._base.errors import ConfigError, PluginError, TritiumError
     from tritium._plugins.host import PluginHost, plugin_reference
     from tritium._runtime.log_config import configure_logging
     from tritium._runtime.server import StartupError
@@ -53,9 +57,13 @@ def main(argv: list[str]) -> int:
 
         try:
             return asyncio.run(run_executor(options, host, run_dir))
-        except StartupError as exc:
+        except (ConfigError, PluginError, TritiumError, StartupError) as exc:
+            # What a single-process server says about a startup failure, in the same words (the supervisor
+            # then exits with status 1 without adding its own).
+            if options.log_file:
+                logging.getLogger("tritium.server").error("%s", exc)
             sys.stderr.write(f"tritium serve: error: {exc}\n")
-            return 1
+            return EXECUTOR_STARTUP_FAILED
     from tritium._multiproc.roles import run_worker
 
     return asyncio.run(run_worker(options, host, run_dir, int(index_text), workers))

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from tritium._base.options import ServerOptions
-from tritium._multiproc.child import OPTIONS_NAME
+from tritium._multiproc.child import EXECUTOR_STARTUP_FAILED, OPTIONS_NAME
 from tritium._multiproc.handshake import SOCKET_NAME
 from tritium._multiproc.shm_table import create_table
 from tritium._runtime.server import SHUTDOWN_MARGIN_SECS, StartupError
@@ -122,8 +122,10 @@ class Supervisor:
         code = await self._wait_executor_up(executor, stop)
         if code is not None:
             await self._terminate()
+            if code == EXECUTOR_STARTUP_FAILED:
+                return 1  # the executor said why, as a single process would have
             if code:
-                raise StartupError("the model executor failed to start (see the log above)")
+                raise StartupError(f"the model executor exited with status {code} while starting")
             return 0
         self._children.extend(_Child("worker", i) for i in range(self.workers))
         for child in self._children[1:]:
