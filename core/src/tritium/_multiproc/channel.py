@@ -1,8 +1,9 @@
 """The control channel between a worker and the executor: framed batches of small messages on a Unix socket.
 
 A frame is an 8-byte little-endian length and a pickled *list* of messages (tuples of plain values; tensors
-never travel in them, see :mod:`tritium._multiproc.wire`). Messages sent during one event loop iteration go
-out as one frame in one write, so under load many requests and responses share a system call. Both ends are
+never travel in them, see :mod:`tritium._multiproc.wire`). Under load, messages sent during one event loop
+iteration (or while handling one received frame) go out as one frame in one write, so many requests and
+responses share a system call; a lone message on a quiet channel goes out at once. Both ends are
 processes of the same server, started by its supervisor, connected through a socket in a directory only the
 server's user can enter; nothing from a client is ever unpickled.
 
@@ -21,6 +22,9 @@ from typing import Any
 
 _LENGTH_BYTES = 8
 MAX_FRAME = 1 << 40
+IDLE_AFTER_S = 0.0005
+"""A message sent this long after the last write goes out at once; sooner, it waits for the end of the loop
+iteration to leave with the others (one write for a burst)."""
 
 
 def frame(messages: Any) -> bytes:
@@ -44,6 +48,8 @@ class Channel(asyncio.Protocol):
         self._flush_scheduled = False
         self.closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._receiving = False
+        self._last_write = 0.0
 
     # ----------------------------------------------------------------------------------- protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -76,8 +82,14 @@ class Channel(asyncio.Protocol):
             start = stop
         if start:
             del buffer[:start]
-        for messages in batches:
-            self._on_messages(messages)
+        self._receiving = True
+        try:
+            for messages in batches:
+                self._on_messages(messages)
+        finally:
+            self._receiving = False
+        if self._outbox:  # answers made while handling this batch leave now, in one write
+            self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -89,17 +101,29 @@ class Channel(asyncio.Protocol):
         """Queue ``message``; it leaves with the others of this loop iteration. Dropped once closed."""
         if self.closed:
             return
-        self._outbox.append(message)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            assert self._loop is not None
-            self._loop.call_soon(self._flush)
+        outbox = self._outbox
+        outbox.append(message)
+        if self._receiving or self._flush_scheduled:
+            return
+        if len(outbox) == 1 and self._idle():
+            self._flush()  # nothing else is going on: no batch to wait for, save the loop iteration
+            return
+        self._flush_scheduled = True
+        assert self._loop is not None
+        self._loop.call_soon(self._flush)
+
+    def _idle(self) -> bool:
+        """Whether the last write was long enough ago that this message is not part of a burst."""
+        assert self._loop is not None
+        return self._loop.time() - self._last_write > IDLE_AFTER_S
 
     def _flush(self) -> None:
         self._flush_scheduled = False
         outbox, self._outbox = self._outbox, []
         if self._transport is not None and outbox:
             self._transport.write(frame(outbox))
+            assert self._loop is not None
+            self._last_write = self._loop.time()
 
     def flush(self) -> None:
         """Write what is queued now (before closing)."""
