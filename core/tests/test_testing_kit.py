@@ -24,6 +24,7 @@ from tritium.testing import (
 )
 from tritium.testing._modelconfig import is_refinement
 from tritium.testing.builders import build_request, check_outputs
+from tritium.testing.multiprocess import MultiProcessSchedulerConformance
 from tritium.testing.packaging import imported_modules
 
 
@@ -97,6 +98,18 @@ class TestDefaultSchedulerNonBatchingConformance(TestDefaultSchedulerConformance
     @pytest.fixture
     def scheduler_config(self) -> Any:
         return fakes.identity_config("nobatch", tritium.DataType.BYTES, (-1, 2), max_batch_size=0)
+
+
+class TestDefaultSchedulerWorkersConformance(MultiProcessSchedulerConformance):
+    """The default scheduler in an executor fed by two workers (``tritium serve --workers 2``)."""
+
+    @pytest.fixture
+    def scheduler_factory(self) -> Any:
+        return DefaultScheduler
+
+    @pytest.fixture
+    def scheduler_decoupled(self) -> bool:
+        return True
 
 
 class TestLoopbackFrontendConformance(FrontendConformance):

@@ -11,6 +11,7 @@ from tritium_frontend_grpc import plugin
 
 from tritium import FrontendSpec
 from tritium.testing import FrontendConformance, PluginPackagingConformance
+from tritium.testing.multiprocess import MultiProcessFrontendConformance
 from tritium.testing.triton_clients import TritonGrpcClient
 
 
@@ -24,6 +25,11 @@ class TestGrpcFrontendConformance(FrontendConformance):
 
     def make_client(self, frontend: Any, port: int) -> TritonGrpcClient:
         return TritonGrpcClient(f"127.0.0.1:{port}")
+
+
+class TestGrpcFrontendWorkersConformance(MultiProcessFrontendConformance, TestGrpcFrontendConformance):
+    """The same tests with the frontend as ``tritium serve --workers 2`` runs it: two instances sharing the
+    port, each on a worker's remote service."""
 
 
 class TestGrpcPluginPackaging(PluginPackagingConformance):

@@ -11,6 +11,7 @@ import tritium_frontend_http as plugin
 
 from tritium import FrontendSpec
 from tritium.testing import FrontendConformance, PluginPackagingConformance
+from tritium.testing.multiprocess import MultiProcessFrontendConformance
 from tritium.testing.triton_clients import TritonHttpClient
 
 
@@ -24,6 +25,11 @@ class TestHttpFrontendConformance(FrontendConformance):
 
     def make_client(self, frontend: Any, port: int) -> TritonHttpClient:
         return TritonHttpClient(f"127.0.0.1:{port}")
+
+
+class TestHttpFrontendWorkersConformance(MultiProcessFrontendConformance, TestHttpFrontendConformance):
+    """The same tests with the frontend as ``tritium serve --workers 2`` runs it: two instances sharing the
+    port, each on a worker's remote service."""
 
 
 class TestHttpPluginPackaging(PluginPackagingConformance):
