@@ -35,7 +35,9 @@ if TYPE_CHECKING:
 _log = logging.getLogger("tritium.worker")
 
 EXECUTOR_AWAY = "the model executor is not available (it is restarting); try again"
-CONTROL_TIMEOUT_S = 30.0
+CONTROL_TIMEOUT_S = 10.0
+"""How long a synchronous call (readiness, statistics, settings) may wait for the executor; it blocks the
+worker's event loop meanwhile, so an executor that does not answer in time is treated as gone."""
 RECONNECT_INTERVAL_S = 0.05
 
 
@@ -275,6 +277,9 @@ class RemoteService(InferenceService):
         try:
             answer = conn.control.call(("call", 0, method, args, kwargs), CONTROL_TIMEOUT_S)
         except (OSError, ConnectionError, EOFError):
+            # Closed, or no answer in time (a late answer would be taken for the next call's): this
+            # connection is done; requests on it fail and the worker connects again.
+            conn.channel.abort()
             raise TritiumError.unavailable(EXECUTOR_AWAY) from None
         if answer[0] == "ret":
             return answer[2]
