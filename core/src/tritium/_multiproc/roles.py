@@ -60,9 +60,22 @@ async def run_executor(options: ServerOptions, host: PluginHost, run_dir: Path) 
     try:
         await stop.wait()
     finally:
-        await server.stop()
-        await bridge.stop()
+        await _drain_executor(options, server, bridge)
     return 0
+
+
+async def _drain_executor(options: ServerOptions, server: Server, bridge: ExecutorBridge) -> None:
+    """New requests are refused (503) at once; the models stay loaded, answering the requests in flight and
+    the workers' questions, until every worker has drained and disconnected or the exit timeout passed; then
+    the single-process shutdown (requests still queued answered with the exit-timeout error, models
+    unloaded)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + options.exit_timeout_secs
+    server.service.begin_shutdown()
+    while bridge.sessions and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    await server.stop(max(deadline - loop.time(), 0.0))
+    await bridge.stop()
 
 
 def _frontend_options(worker_index: int, workers: int) -> Any:
