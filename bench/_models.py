@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 from pathlib import Path
 from types import ModuleType
 
@@ -34,3 +35,37 @@ def write_medium_cnn(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(medium_cnn())
     return path
+
+
+def mlp(sizes: tuple[int, ...] = (512, 2048, 2048, 512), seed: int = 0) -> bytes:
+    """A fully connected network, FP32 [batch, sizes[0]] -> [batch, sizes[-1]] (``INPUT0`` -> ``OUTPUT0``),
+    ReLU between layers, seeded random weights. The default 512-2048-2048-512 has about 5.2 M multiply-adds
+    per row: compute-bound per request yet cheap enough that batching, not the model, decides throughput
+    (bench/multiprocess.py serves it with dynamic batching)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    nodes, weights, current = [], [], "INPUT0"
+    for layer, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
+        w = (rng.standard_normal((fan_in, fan_out)) / np.sqrt(fan_in)).astype(np.float32)
+        b = np.zeros(fan_out, dtype=np.float32)
+        weights += [numpy_helper.from_array(w, f"w{layer}"), numpy_helper.from_array(b, f"b{layer}")]
+        last = layer == len(sizes) - 2
+        nodes.append(helper.make_node("MatMul", [current, f"w{layer}"], [f"mm{layer}"]))
+        nodes.append(helper.make_node("Add", [f"mm{layer}", f"b{layer}"], ["OUTPUT0" if last else f"add{layer}"]))
+        if not last:
+            nodes.append(helper.make_node("Relu", [f"add{layer}"], [f"relu{layer}"]))
+            current = f"relu{layer}"
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("INPUT0", TensorProto.FLOAT, ["batch", sizes[0]])],
+        [helper.make_tensor_value_info("OUTPUT0", TensorProto.FLOAT, ["batch", sizes[-1]])],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())

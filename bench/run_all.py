@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Run every benchmark and update bench/RESULTS.md (what `make bench` does): HTTP, gRPC, dynamic batching,
-the Python backend.
+the Python backend, multi-process serving.
 
 Each benchmark starts its own servers on free loopback ports, drives them for a bounded time and stops them.
 Extra arguments are passed to none of them; run a single script directly to tune it. With
 ``TRITIUM_BENCH_TRITON=<venv>`` (real Triton 2.51 prepared as ../shared/reference/real-triton.md says, the
 server copied to ``<venv>/server``) the batching and Python-backend benchmarks also measure real Triton side
-by side.
+by side (bench/multiprocess.py also finds it in /tmp/triton-ref).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ BENCHMARKS = (
     ("dynamic batching, example model", [str(HERE / "batching.py"), *TRITON]),
     ("dynamic batching, medium_cnn", [str(HERE / "batching.py"), "--model", "medium_cnn", *TRITON]),
     ("Python backend", [str(HERE / "python_backend.py"), *TRITON]),
+    ("multi-process serving", [str(HERE / "multiprocess.py"), *TRITON]),
     ("TensorFlow backend", [str(HERE / "tf_backend.py")]),
     ("PyTorch backend, MLP hidden 1024", [str(HERE / "torch_batching.py"), "--hidden", "1024", "--section", "mlp1024"]),
     ("PyTorch backend, MLP hidden 4096", [str(HERE / "torch_batching.py"), "--hidden", "4096", "--section", "mlp4096"]),
