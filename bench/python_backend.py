@@ -199,7 +199,8 @@ def render(samples: dict[tuple[str, int], list[tuple[float, ...]]], args: argpar
         "in Tritium's default isolated mode (stub process, shared memory), in Tritium's in-process mode, and "
         f"in real Triton 2.51's Python backend; wrk JSON requests, {args.duration:g} s per point, servers "
         f"interleaved, medians of {args.rounds} rounds; loopback, {os.cpu_count()} cores shared by servers and "
-        "wrk. Target: isolated >= Triton at every concurrency.",
+        "wrk. Target: isolated >= Triton at every concurrency."
+        + (f" Tritium flags: `{' '.join(EXTRA_FLAGS)}`." if EXTRA_FLAGS else ""),
         "",
         head + " |",
         "| ---: " * (1 + 3 * len(servers) + (2 if TRITON in servers else 0)) + "|",

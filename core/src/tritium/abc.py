@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -139,7 +139,21 @@ ResponseSender = Callable[[Mapping[str, np.ndarray[Any, Any]] | None, bool], Non
 
 
 class ModelInstance(abc.ABC):
-    """One loaded copy of a model version. ``execute`` runs on a worker thread, never on the event loop."""
+    """One loaded copy of a model version. ``execute`` runs on a worker thread, never on the event loop.
+
+    An instance that *waits* rather than computes (its work happens in another process or on a device queue)
+    may also implement :meth:`execute_async`: the kernel then awaits that on the event loop instead of
+    handing ``execute`` to the instance's thread, and may keep up to :attr:`pipeline_depth` executions of it
+    in progress at once.
+    """
+
+    pipeline_depth: int = 1
+    """How many executions the kernel may have in progress on this instance at once. Only used for instances
+    that implement :meth:`execute_async`; more than 1 lets such an instance queue the next execution where
+    it runs them (a process of its own, a device stream) while the current one runs, instead of waiting for
+    a round trip through the kernel between two executions. The instance must then run them in order, one
+    at a time, as if each had waited for the one before. Schedulers see each slot as a free instance, so a
+    batching model should keep 1 (its batches form while the instance is busy)."""
 
     @abc.abstractmethod
     def execute(self, batch: Batch) -> Mapping[str, np.ndarray[Any, Any]]:
@@ -149,6 +163,20 @@ class ModelInstance(abc.ABC):
         request). BYTES outputs are object arrays of ``bytes``. Raise :class:`tritium.TritiumError` for an
         error the client should see as is; any other exception is reported as INTERNAL.
         """
+
+    def execute_async(self, batch: Batch) -> Awaitable[Mapping[str, np.ndarray[Any, Any]]]:
+        """Optional: :meth:`execute` for an instance that waits rather than computes, awaited on the event loop.
+
+        When a class overrides this, the kernel calls it (on the event loop thread, for every execution of
+        a model that is not decoupled) instead of running :meth:`execute` on the instance's worker thread:
+        no thread hand-off, and with :attr:`pipeline_depth` above 1 several executions in progress at once.
+        It must never block the loop (use non-blocking I/O, or ``asyncio.to_thread`` for a blocking step);
+        the awaiting task is never cancelled (the kernel shields it). Same outputs and errors as
+        :meth:`execute`, which stays required (``model_warmup`` and the conformance kit call it from a
+        thread). Write it as ``async def``, or as a plain method returning an ``asyncio.Future`` of the loop
+        (cheaper: no task per execution).
+        """
+        raise NotImplementedError  # pragma: no cover - only called when overridden
 
     def execute_decoupled(self, request: InferenceRequest, send: ResponseSender) -> None:
         """Serve a decoupled model: call ``send`` zero or more times, the last time with ``final=True``.
@@ -167,8 +195,9 @@ class ModelInstance(abc.ABC):
 class InstanceLease:
     """A claim on one free instance, from :meth:`InstanceExecutor.acquire` until :meth:`InstanceExecutor.release`.
 
-    ``index`` tells the instances of a model apart (0..size-1); ``running`` is the kernel's (the execution in
-    progress on it, so that a release waits for it).
+    ``index`` tells the instances of a model apart (0..size-1; an instance with a
+    :attr:`ModelInstance.pipeline_depth` above 1 has that many leases, all with its index); ``running`` is the
+    kernel's (the execution in progress on it, so that a release waits for it).
     """
 
     instance: ModelInstance

@@ -6,7 +6,9 @@ A scheduler decides *which* requests run together; the pool runs them. It compos
 :class:`~tritium._runtime.outputs.OutputRenderer` (batch the inputs, render the outputs per request) and
 :class:`~tritium._runtime.execution_stats.ExecutionRecorder` (Triton's statistics and the metrics events). What is left
 here is the execution itself: one thread per instance (so instances run concurrently and the event loop never
-blocks), the call chain a nested request runs in, and closing.
+blocks), or, for instances that implement :meth:`~tritium.abc.ModelInstance.execute_async` (they wait rather
+than compute), the execution awaited on the event loop with no thread hand-off; the call chain a nested
+request runs in; and closing.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from tritium._runtime.call_chain import CALL_CHAIN, execution_chain
 from tritium._runtime.execution_stats import ExecutionRecorder, Timing
 from tritium._runtime.inline_policy import InlinePolicy
 from tritium._runtime.instance_thread import InstanceThread
-from tritium._runtime.leases import InstanceLeases
+from tritium._runtime.leases import InstanceLeases, awaits_execution
 from tritium._runtime.outputs import OutputRenderer, OutputSpec
 from tritium.abc import InstanceExecutor, InstanceLease, ModelInstance
 
@@ -74,6 +76,9 @@ class InstancePool(InstanceExecutor):
         self.policy = InlinePolicy(inline_threshold_ns)
         self.renderer = OutputRenderer(model_name, self.version_label, self.outputs, batching)
         self.recorder = ExecutionRecorder(model_name, self.version_label, self.statistics, emit, clock_ns)
+        self._awaits = [awaits_execution(instance) for instance in self._instances]
+        if any(self._awaits):
+            self.policy.keep_off()  # their executions are awaited on the loop already; never run them inline
         self._threads = [
             InstanceThread(f"tritium-{model_name}-{model_version}_{index}") for index in range(len(self._instances))
         ]
@@ -170,11 +175,101 @@ class InstancePool(InstanceExecutor):
                 self._busy -= 1
             self._record(results, timing, requests, start_ns, inline=True)
             return results
+        if self._awaits[lease.index]:
+            return await self._execute_awaited(lease, requests, start_ns)
         future = self._threads[lease.index].submit(self._run_batch, lease.instance, requests)
-        lease.running = future
         future.add_done_callback(lambda fut: self._finish(fut, requests, start_ns))
+        lease.running = future
         results, _timing = await asyncio.shield(future)
         return results
+
+    async def _execute_awaited(
+        self, lease: InstanceLease, requests: Sequence[InferenceRequest], start_ns: int
+    ) -> list[Result]:
+        """:meth:`execute` for an instance with ``execute_async``: awaited on the loop, no thread.
+
+        The execution's outcome is recorded by a callback of the instance's awaitable, whether or not the
+        caller still waits (its cancellation does not reach the instance: the awaitable is shielded).
+        """
+        outcome: list[list[Result]] = []
+        running = self._start_awaited(lease.instance, requests, start_ns, outcome)
+        lease.running = running
+        try:
+            await asyncio.shield(running)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not outcome or (task is not None and task.cancelling()):
+                raise  # the caller was cancelled (not the instance's awaitable)
+        except Exception:
+            pass  # the failure is in the outcome
+        return outcome[0]
+
+    def _start_awaited(
+        self, instance: ModelInstance, requests: Sequence[InferenceRequest], start_ns: int,
+        outcome: list[list[Result]],
+    ) -> asyncio.Future[Any]:
+        """Start ``instance.execute_async`` on the loop. The returned future is done when the execution is;
+        by then its results are in ``outcome`` and the execution is recorded (its first done callback)."""
+        timing = Timing()
+        clock = self._clock
+        t0 = clock()
+
+        def settle(results: list[Result]) -> None:
+            self._busy -= 1
+            self._record(results, timing, requests, start_ns, inline=False)
+            outcome.append(results)
+
+        def settled(results: list[Result]) -> asyncio.Future[Any]:
+            settle(results)
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            future.set_result(None)
+            return future
+
+        try:
+            batch = self.renderer.assemble(requests)
+        except TritiumError as exc:
+            return settled([exc] * len(requests))
+        t1 = clock()
+        timing.input_ns = t1 - t0
+        chain = () if len(requests) == 1 and not requests[0].call_chain else execution_chain(requests, self.model_name)
+        token = CALL_CHAIN.set(chain) if chain or CALL_CHAIN.get() else None
+        try:
+            # A coroutine becomes a task (which copies the call chain); a future is used as it is.
+            running: asyncio.Future[Mapping[str, Any]] = asyncio.ensure_future(instance.execute_async(batch))
+        except Exception as exc:
+            timing.infer_ns = clock() - t1
+            return settled([self._failure(exc)] * len(requests))
+        finally:
+            if token is not None:
+                CALL_CHAIN.reset(token)
+
+        def finished(future: asyncio.Future[Mapping[str, Any]]) -> None:
+            t2 = clock()
+            timing.infer_ns = t2 - t1
+            try:
+                outputs = future.result()
+            except (Exception, asyncio.CancelledError) as exc:
+                settle([self._failure(exc)] * len(requests))
+                return
+            try:
+                results = self.renderer.split(requests, outputs, batch.batch_size)
+            except Exception as exc:
+                results = [self._failure(exc)] * len(requests)
+            timing.output_ns = clock() - t2
+            settle(results)
+
+        running.add_done_callback(finished)  # first: runs before the awaiting caller's shield callback
+        return running
+
+    def _failure(self, exc: BaseException) -> TritiumError:
+        """The error an exception of ``execute`` / ``execute_async`` answers the batch's requests with."""
+        if isinstance(exc, TritiumError):
+            exc.reason = FailureReason.BACKEND
+            return exc
+        if isinstance(exc, asyncio.CancelledError):
+            return TritiumError(StatusCode.INTERNAL, "the execution was cancelled", reason=FailureReason.BACKEND)
+        _log.error("model '%s' version %s failed", self.model_name, self.version_label, exc_info=exc)
+        return TritiumError(StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}", reason=FailureReason.BACKEND)
 
     def try_execute_now(self, requests: Sequence[InferenceRequest]) -> list[Result] | None:
         """Run ``requests`` now, on the calling (event loop) thread, when this pool runs its executions inline

@@ -16,12 +16,32 @@ from tritium._base.errors import TritiumError
 from tritium.abc import InstanceLease, ModelInstance
 
 
+def awaits_execution(instance: ModelInstance) -> bool:
+    """Whether the kernel awaits ``instance.execute_async`` on the event loop (its class overrides it)."""
+    return type(instance).execute_async is not ModelInstance.execute_async
+
+
+def pipeline_depth(instance: ModelInstance) -> int:
+    """How many executions may be in progress on ``instance`` at once (1 unless it awaits its executions)."""
+    if not awaits_execution(instance):
+        return 1
+    return max(1, int(getattr(instance, "pipeline_depth", 1)))
+
+
 class InstanceLeases:
     """The free list and the waiters of one model version's instances."""
 
     def __init__(self, instances: Sequence[ModelInstance], model_name: str) -> None:
         self.model_name = model_name
-        self.free: deque[InstanceLease] = deque(InstanceLease(i, index) for index, i in enumerate(instances))
+        # An instance that pipelines its executions (``execute_async`` with ``pipeline_depth`` > 1) has one
+        # lease per slot; the slots of all instances interleave, so load spreads over instances first.
+        depths = [pipeline_depth(i) for i in instances]
+        self.free: deque[InstanceLease] = deque(
+            InstanceLease(instance, index)
+            for slot in range(max(depths, default=0))
+            for index, instance in enumerate(instances)
+            if slot < depths[index]
+        )
         self.waiters: deque[asyncio.Future[InstanceLease]] = deque()
         self.size = len(self.free)
         self._refusal: TritiumError | None = None

@@ -20,6 +20,7 @@ Optionally override ``sample_requests`` (a list of requests valid for the model,
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -267,6 +268,35 @@ class BackendConformance:
             request.requested_outputs = [RequestedOutput(output.name)]
             outputs = instance.execute(batch_of(loaded_config, [request]))
             assert check_outputs(loaded_config, outputs, [output.name], request.batch_size) == []
+
+    def test_execute_async_matches_execute(
+        self, instance: ModelInstance, loaded_config: ModelConfig, sample_requests: Sequence[InferenceRequest]
+    ) -> None:
+        """An instance with ``execute_async`` (awaited on the event loop, up to ``pipeline_depth`` at once)
+        returns what ``execute`` returns, and ``execute`` still works once that loop is gone."""
+        self._skip_if_decoupled(loaded_config)
+        if type(instance).execute_async is ModelInstance.execute_async:
+            pytest.skip("the instance has no execute_async (its executions run on worker threads)")
+        names = [o.name for o in loaded_config.output]
+        depth = max(1, int(getattr(instance, "pipeline_depth", 1)))
+        requests = [sample_requests[i % len(sample_requests)] for i in range(max(depth, len(sample_requests)))]
+        for request in requests:
+            request.requested_outputs = []
+
+        async def run_all() -> list[Mapping[str, Any]]:
+            return list(await asyncio.gather(*(
+                instance.execute_async(batch_of(loaded_config, [request])) for request in requests[:depth]
+            )))
+
+        awaited = asyncio.run(run_all())
+        for request, outputs in zip(requests, awaited, strict=False):
+            assert check_outputs(loaded_config, outputs, names, request.batch_size) == []
+            if self.deterministic:
+                direct = instance.execute(batch_of(loaded_config, [request]))
+                for name in names:
+                    assert _equal(np.asarray(outputs[name]), np.asarray(direct[name])), (
+                        f"output {name!r} differs between execute_async and execute"
+                    )
 
     def test_batched_execution_matches_single_executions(
         self, instance: ModelInstance, loaded_config: ModelConfig, sample_requests: Sequence[InferenceRequest]

@@ -25,6 +25,14 @@ BACKEND_NAME = "python"
 MODEL_FILENAME = "model.py"
 
 
+def pipeline_depth(config: ModelConfig, settings: ModelSettings) -> int:
+    """Executions in flight per isolated instance: the setting, or 1 where the kernel forms batches while
+    the instance is busy (dynamic or sequence batching) and for decoupled models (executed on a thread)."""
+    if is_decoupled(config) or config.HasField("dynamic_batching") or config.HasField("sequence_batching"):
+        return 1
+    return settings.pipeline_depth
+
+
 class PythonBackend(tritium.Backend):
     """Serves Python models; ``options`` are the ``--backend-config=python,<key>=<value>`` settings."""
 
@@ -137,5 +145,6 @@ class PythonBackend(tritium.Backend):
             model_name=name, label=label, model_file=model_file, module_name=module_name, decoupled=decoupled,
             batching=batching, args=args, input_types=input_types, interpreter=interpreter,
             stub_timeout_s=settings.stub_timeout_s, execute_timeout_s=settings.execute_timeout_s,
+            pipeline_depth=pipeline_depth(config, settings),
         )
         return IsolatedInstance(spec, bridge)

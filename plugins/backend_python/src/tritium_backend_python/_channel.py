@@ -8,8 +8,15 @@ are anonymous memory files (``memfd``) handed over once with ``SCM_RIGHTS``, so 
 ``/dev/shm`` when either side dies.
 
 An arena is a bump allocator that its owner resets when the peer can no longer hold views into it (the
-server resets its arena at each new execution; a stub resets its own likewise). When an arena is full the
-owner maps a bigger one; the old one stays valid until the next reset.
+server resets its arena when no execution of the stub is in progress; a stub resets its own when the server
+has read every result it sent). When an arena is full the owner maps a bigger one; the old one stays valid
+until the next reset.
+
+A channel is blocking (one thread waits in :meth:`Channel.receive`) unless an event loop drives it
+(:meth:`Channel.start_nonblocking`: the loop reads with :meth:`Channel.pump` when the socket is readable, and
+sends never block: what the socket does not take waits in a tail the loop writes out). :meth:`Channel.send`
+with ``defer`` holds a message back until the next send or the next wait for input, so that answers to
+requests already queued go out in one write.
 
 This module runs in stub processes too: it imports only the standard library and numpy.
 """
@@ -35,6 +42,7 @@ _DESCRIPTOR = struct.Struct("<IQQ")  # arena id, offset, length
 _ALIGN = 64
 _MIN_ARENA = 1 << 20
 _MAX_FDS = 16
+_INCOMPLETE = object()
 
 
 SMALL_ARRAY_BYTES = 4096
@@ -163,10 +171,34 @@ class Channel:
         self._error: BaseException | None = None
         self._dropped: list[int] = []
         self._copy = copy_received
+        self._deferred: list[bytes] = []
+        self._tail: deque[tuple[bytes, list[int]]] = deque()  # unsent (bytes, fds to attach) when non-blocking
+        self._on_blocked: Any = None  # non-blocking mode: called when a tail appears
+        self.buffers_in_last = 0
+        """Out-of-band buffers (peer arena views) of the last message parsed."""
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def start_nonblocking(self, on_blocked: Any) -> None:
+        """Never block in :meth:`send` from now on: what the socket does not take right away waits in a tail,
+        and ``on_blocked()`` (called from the sending thread) asks the owner to call :meth:`write_tail` when
+        the socket is writable. Reads are the owner's, with :meth:`pump`."""
+        with self._send_lock:
+            self._on_blocked = on_blocked
+
+    def stop_nonblocking(self) -> None:
+        """Back to blocking sends (the tail, if any, is written out first)."""
+        with self._send_lock:
+            self._on_blocked = None
+            while self._tail:
+                data, fds = self._tail.popleft()
+                self._transmit_blocking(data, fds)
 
     # -------------------------------------------------------------------------------------- sending
-    def send(self, message: Any) -> None:
-        """Pickle ``message`` and send it; large arrays go through this side's arena."""
+    def send(self, message: Any, *, defer: bool = False) -> None:
+        """Pickle ``message`` and send it; large arrays go through this side's arena. With ``defer`` the
+        message waits for the next send or the next wait for input (see the module's docstring)."""
         with self._send_lock:
             descriptors: list[bytes] = []
             arena = self._arena
@@ -196,20 +228,77 @@ class Channel:
                 *descriptors,
                 payload,
             ]
-            try:
-                if new:
-                    fds = [fd for _, fd, _ in new]
-                    data = b"".join(body)
-                    rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
-                    sent = self._sock.sendmsg([data], rights)
-                    for fd in fds:
-                        os.close(fd)
-                    if sent < len(data):
-                        self._sock.sendall(data[sent:])
-                else:
-                    self._sock.sendall(b"".join(body))
-            except OSError as exc:
-                raise ChannelClosed(f"channel send failed: {exc}") from None
+            fds = [fd for _, fd, _ in new]
+            if defer and not fds:
+                self._deferred.extend(body)
+                return
+            if self._deferred:
+                body[:0] = self._deferred
+                self._deferred = []
+            self._transmit(b"".join(body), fds)
+
+    def flush(self) -> None:
+        """Send the deferred messages now."""
+        with self._send_lock:
+            if self._deferred:
+                data = b"".join(self._deferred)
+                self._deferred = []
+                self._transmit(data, [])
+
+    def _transmit(self, data: bytes, fds: list[int]) -> None:
+        """Send ``data`` (with ``fds`` attached to its first byte); called with the send lock held."""
+        if self._on_blocked is None:
+            self._transmit_blocking(data, fds)
+            return
+        if self._tail:
+            self._tail.append((data, fds))
+            return
+        sent = self._send_some(data, fds)
+        if sent < len(data):
+            self._tail.append((data[sent:], fds if sent == 0 else []))
+            self._on_blocked()
+
+    def _send_some(self, data: bytes, fds: list[int]) -> int:
+        """Send what the socket takes without blocking; ``fds`` are closed once sent."""
+        try:
+            if fds:
+                rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
+                sent = self._sock.sendmsg([data], rights, socket.MSG_DONTWAIT)
+                for fd in fds:
+                    os.close(fd)
+                return sent
+            return self._sock.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            raise ChannelClosed(f"channel send failed: {exc}") from None
+
+    def write_tail(self) -> bool:
+        """Write what the socket takes of the tail (non-blocking mode); True once the tail is empty."""
+        with self._send_lock:
+            tail = self._tail
+            while tail:
+                data, fds = tail[0]
+                sent = self._send_some(data, fds)
+                if sent < len(data):
+                    tail[0] = (data[sent:], fds if sent == 0 else [])
+                    return False
+                tail.popleft()
+            return True
+
+    def _transmit_blocking(self, data: bytes, fds: list[int]) -> None:
+        try:
+            if fds:
+                rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
+                sent = self._sock.sendmsg([data], rights)
+                for fd in fds:
+                    os.close(fd)
+                if sent < len(data):
+                    self._sock.sendall(data[sent:])
+            else:
+                self._sock.sendall(data)
+        except OSError as exc:
+            raise ChannelClosed(f"channel send failed: {exc}") from None
 
     def reset_arena(self) -> None:
         """Reuse this side's arena from its start: the peer holds no views into it any more."""
@@ -260,25 +349,43 @@ class Channel:
                 self._reading = False
                 cond.notify_all()
 
-    def _fill(self, wanted: int, timeout: float | None) -> None:
-        """Read until the buffer holds ``wanted`` bytes."""
+    def _recv(self, flags: int = 0) -> bool:
+        """One read of what the socket holds into the buffer; False when nothing was there (non-blocking)."""
+        try:
+            data, ancillary, _flags, _addr = self._sock.recvmsg(1 << 16, socket.CMSG_SPACE(_MAX_FDS * 4), flags)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            raise ChannelClosed(f"channel receive failed: {exc}") from None
+        self._take_fds(ancillary)
+        if not data:
+            raise ChannelClosed("the peer closed the channel")
+        self._buffer += data
+        return True
+
+    def pump(self) -> list[tuple[Any, bool]]:
+        """Non-blocking read (for an event loop): the messages now complete, each with whether it refers to
+        the peer's arena. Raises :class:`ChannelClosed` when the peer is gone."""
+        messages: list[tuple[Any, bool]] = []
+        if not self._recv(socket.MSG_DONTWAIT):
+            return messages
+        while (message := self._parse()) is not _INCOMPLETE:
+            messages.append((message, self.buffers_in_last > 0))
+        return messages
+
+    def buffered(self) -> bool:
+        """Whether a whole message is already read and waiting in the buffer (no system call)."""
         buffer = self._buffer
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while len(buffer) < wanted:
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not select.select([self._sock], [], [], remaining)[0]:
-                    raise ChannelTimeout("no message within the time allowed")
-            try:
-                data, ancillary, _flags, _addr = self._sock.recvmsg(
-                    max(wanted - len(buffer), 1 << 16), socket.CMSG_SPACE(_MAX_FDS * 4)
-                )
-            except OSError as exc:
-                raise ChannelClosed(f"channel receive failed: {exc}") from None
-            self._take_fds(ancillary)
-            if not data:
-                raise ChannelClosed("the peer closed the channel")
-            buffer += data
+        size = len(buffer)
+        if size < _HEADER.size + 4:
+            return False
+        length, count = _HEADER.unpack_from(buffer, 0)
+        (announced,) = struct.unpack_from("<I", buffer, _HEADER.size)
+        position = _HEADER.size + 4 + announced * 12
+        if size < position + 4:
+            return False
+        (dropped,) = struct.unpack_from("<I", buffer, position)
+        return bool(size >= position + 4 + dropped * 4 + count * _DESCRIPTOR.size + length)
 
     def _take_fds(self, ancillary: list[tuple[int, int, bytes]]) -> None:
         for level, kind, fds in ancillary:
@@ -287,14 +394,26 @@ class Channel:
                 self._peer_fds.extend(struct.unpack(f"{count}i", fds[: count * 4]))
 
     def _read_message(self, timeout: float | None) -> Any:
-        self._fill(_HEADER.size + 4, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (message := self._parse()) is _INCOMPLETE:
+            if self._deferred:
+                self.flush()  # never wait for input with answers held back
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not select.select([self._sock], [], [], remaining)[0]:
+                    raise ChannelTimeout("no message within the time allowed")
+            self._recv()
+        return message
+
+    def _parse(self) -> Any:
+        """The first message of the buffer, removed from it; ``_INCOMPLETE`` when it is not all there yet."""
+        if not self.buffered():
+            return _INCOMPLETE
         buffer = self._buffer
         length, count = _HEADER.unpack_from(buffer, 0)
         (announced,) = struct.unpack_from("<I", buffer, _HEADER.size)
-        self._fill(_HEADER.size + 4 + announced * 12 + 4, None)
         (dropped,) = struct.unpack_from("<I", buffer, _HEADER.size + 4 + announced * 12)
-        head = _HEADER.size + 4 + announced * 12 + 4 + dropped * 4 + count * _DESCRIPTOR.size
-        self._fill(head + length, None)
+        self.buffers_in_last = count
         position = _HEADER.size + 4
         for _ in range(announced):
             arena_id, size = struct.unpack_from("<IQ", buffer, position)

@@ -4,14 +4,19 @@ A crash, hang or leak in model code cannot take the server down, and the model's
 the server's GIL. A stub that exits unexpectedly is reported in the log and restarted (``initialize`` runs
 again); requests of an execution it was running fail with INTERNAL. An execution that outlives
 ``execute-timeout-seconds`` (when set) kills the stub, fails its requests and restarts it.
+
+Regular models are executed through ``execute_async`` on the server's event loop (see ``_pipeline.py``: no
+worker thread, up to ``pipeline_depth`` executions in flight); ``execute`` (warmup, the conformance kit) and
+decoupled models use the blocking exchange on the calling thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,7 @@ from tritium_backend_python._convert import (
     request_to_wire,
     results_to_outputs,
 )
+from tritium_backend_python._pipeline import StubLink
 from tritium_backend_python._stub_process import CONTINUE, StubProcess, describe_exit
 
 _log = logging.getLogger("tritium.backend.python")
@@ -49,6 +55,7 @@ class InstanceSpec:
     interpreter: Path
     stub_timeout_s: float
     execute_timeout_s: float
+    pipeline_depth: int = 1
 
 
 def _failed(message: str, code: StatusCode = StatusCode.INTERNAL) -> TritiumError:
@@ -95,6 +102,8 @@ class IsolatedInstance(tritium.ModelInstance):
         self._closed = False
         self._closing = False
         self._executions = itertools.count(1)
+        self.pipeline_depth = spec.pipeline_depth
+        self._link: StubLink | None = None
         self._stub: StubProcess | None = start_stub(spec, bridge)
         self._watch(self._stub)
 
@@ -146,23 +155,114 @@ class IsolatedInstance(tritium.ModelInstance):
                               StatusCode.UNAVAILABLE)
         return stub
 
-    def _lost(self, stub: StubProcess, exc: Exception) -> TritiumError:
-        """The error of an execution whose stub died or hung; the stub is killed (and restarted later)."""
+    def _loss(self, stub: StubProcess, exc: Exception, exit_wait_s: float = 2.0) -> str:
+        """Kill a stub that died or hung during an execution; the message its execution fails with."""
         if isinstance(exc, ChannelTimeout):
             stub.kill()
             message = (f"{self.spec.label}: execute took longer than {self.spec.execute_timeout_s:g} s "
                        "(execute-timeout-seconds); the stub process was killed and will be restarted")
         else:
+            try:
+                code = stub.process.wait(timeout=exit_wait_s)
+            except Exception:
+                code = None
             message = (f"{self.spec.label}: the stub process exited unexpectedly while executing "
-                       f"({stub.exit_description()}); it will be restarted")
+                       f"({describe_exit(code)}); it will be restarted")
             stub.kill()
         _log.error("%s", message)
+        return message
+
+    def _lost(self, stub: StubProcess, exc: Exception) -> TritiumError:
+        """The error of an execution whose stub died or hung; the stub is killed and restarted (lock held)."""
+        message = self._loss(stub, exc)
         self._stub = None
         self._restart()
         return _failed(message)
 
+    # ------------------------------------------------------------------------ execute on the loop
+    def execute_async(self, batch: tritium.Batch) -> Awaitable[Mapping[str, np.ndarray[Any, Any]]]:
+        """One execution on the event loop, pipelined behind the ones in flight (see ``_pipeline.py``).
+
+        The common case returns the link's future itself (no task): the stub's answer is converted where it
+        is read. Connecting (or reconnecting) to the stub and waiting for the pipeline to empty (before
+        tensors that go through shared memory) take a coroutine."""
+        requests = batch_to_wire(batch, self.spec.input_types)
+        link = self._link
+        if (link is None or link.error is not None or link.loop is not asyncio.get_running_loop()
+                or (link.pending and (link.arena_in_use or _uses_arena(requests)))):
+            return self._execute_later(requests)
+        return link.submit(requests)
+
+    async def _execute_later(self, requests: list[tuple[Any, ...]]) -> Mapping[str, np.ndarray[Any, Any]]:
+        link = self._link
+        if link is None or link.error is not None or link.loop is not asyncio.get_running_loop():
+            link = await self._connect()
+        if link.pending and (link.arena_in_use or _uses_arena(requests)):
+            await link.drain()  # arenas are reused only when no execution is in flight
+        result: Mapping[str, np.ndarray[Any, Any]] = await link.submit(requests)
+        return result
+
+    async def _execute_on_loop(self, batch: tritium.Batch) -> Mapping[str, np.ndarray[Any, Any]]:
+        return await self.execute_async(batch)
+
+    def _outputs(self, results: Any) -> Mapping[str, np.ndarray[Any, Any]]:
+        return results_to_outputs(results, self.spec.batching)
+
+    async def _connect(self) -> StubLink:
+        """The loop's link to a live stub, (re)starting the stub on a worker thread when it is gone."""
+        old = self._link
+        if old is not None and old.loop is not asyncio.get_running_loop():
+            self._release_link()  # driven by another (or a closed) event loop before
+            old = None
+        stub = self._stub
+        if stub is None or not stub.alive():  # a lost stub was killed already; _ready_stub restarts it
+            stub = await asyncio.to_thread(self._ready_stub_locked)
+        link = self._link
+        if link is not None and link.stub is stub and link.error is None:
+            return link  # connected by another execution meanwhile
+        if link is not None and link.error is None:
+            link.release("the stub was replaced")
+        link = StubLink(stub, asyncio.get_running_loop(), self.spec.execute_timeout_s, self._outputs,
+                        self._lost_on_loop, self._execute_later)
+        self._link = link
+        return link
+
+    def _ready_stub_locked(self) -> StubProcess:
+        with self._lock:
+            return self._ready_stub()
+
+    def _lost_on_loop(self, link: StubLink, exc: Exception) -> TritiumError:
+        """The error of the executions in flight on a link whose stub died or hung (called once per link:
+        the stub is killed, and restarted on a thread of its own, since a restart runs ``initialize``)."""
+        message = self._loss(link.stub, exc, exit_wait_s=0.5)
+        threading.Thread(target=self._replace, args=(link.stub,), name="tritium-python-restart",
+                         daemon=True).start()
+        return _failed(message)
+
+    def _replace(self, stub: StubProcess) -> None:
+        with self._lock:
+            if self._stub is stub and not self._closing:
+                self._stub = None
+                self._restart()
+
+    def _release_link(self) -> None:
+        """Stop driving the stub from the event loop (before a blocking exchange or at close)."""
+        link, self._link = self._link, None
+        if link is not None:
+            link.release("the stub left the event loop")
+
     # ----------------------------------------------------------------------------------- execute
     def execute(self, batch: tritium.Batch) -> Mapping[str, np.ndarray[Any, Any]]:
+        link = self._link
+        if link is not None and link.error is None and link.loop.is_running():
+            try:
+                on_loop = asyncio.get_running_loop() is link.loop
+            except RuntimeError:
+                on_loop = False
+            if on_loop:
+                raise _failed(f"{self.spec.label}: execute called on the event loop; await execute_async there")
+            return asyncio.run_coroutine_threadsafe(self._execute_on_loop(batch), link.loop).result()
+        self._release_link()
         requests = batch_to_wire(batch, self.spec.input_types)
         timeout = self.spec.execute_timeout_s or None
         with self._lock:
@@ -175,6 +275,7 @@ class IsolatedInstance(tritium.ModelInstance):
         return results_to_outputs(reply, self.spec.batching)
 
     def execute_decoupled(self, request: tritium.InferenceRequest, send: tritium.ResponseSender) -> None:
+        self._release_link()
         execution = next(self._executions)
         timeout = self.spec.execute_timeout_s or None
 
@@ -207,6 +308,7 @@ class IsolatedInstance(tritium.ModelInstance):
         """Finalize the model and end its stub. An execution still running after ``stub-timeout-seconds``
         (a hung model) is cut short by killing the stub, so that unloading never hangs."""
         self._closing = True
+        self._release_link()
         if not self._lock.acquire(timeout=self.spec.stub_timeout_s):
             stub = self._stub
             if stub is not None:
@@ -224,6 +326,11 @@ class IsolatedInstance(tritium.ModelInstance):
                     _log.error("%s: %s", self.spec.label, error)
         finally:
             self._lock.release()
+
+
+def _uses_arena(requests: list[tuple[Any, ...]]) -> bool:
+    """Whether a request has an input array that goes through shared memory (not packed into the message)."""
+    return any(type(tensor[2]) is not tuple for request in requests for tensor in request[5])
 
 
 def _expect_result(message: Any) -> Any:

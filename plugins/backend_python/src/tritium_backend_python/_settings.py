@@ -10,7 +10,11 @@ settings (server-wide defaults):
 - ``stub-timeout-seconds`` setting: limit for starting a stub and importing ``model.py``,
   ``auto_complete_config`` and ``finalize`` (30, Triton's default); ``initialize`` has no limit;
 - ``TRITIUM_EXECUTE_TIMEOUT_SECONDS`` parameter / ``execute-timeout-seconds`` setting: limit for one
-  ``execute`` in isolated mode; 0 (default) means none.
+  ``execute`` in isolated mode; 0 (default) means none;
+- ``TRITIUM_PIPELINE_DEPTH`` parameter / ``pipeline-depth`` setting: how many executions of an isolated
+  instance may be in flight at once (sent to its stub before the previous one answered; the stub still runs
+  them one at a time, in order): 8 by default, 1 turns pipelining off. Models with dynamic or sequence
+  batching and decoupled models always use 1 (a batch forms while the instance is busy).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class ModelSettings:
     env_path: str | None = None
     stub_timeout_s: float = 30.0
     execute_timeout_s: float = 0.0
+    pipeline_depth: int = 8
 
     @property
     def in_process(self) -> bool:
@@ -68,4 +73,8 @@ def model_settings(config: ModelConfig, options: Mapping[str, str]) -> ModelSett
         "TRITIUM_EXECUTE_TIMEOUT_SECONDS",
         name,
     )
-    return ModelSettings(mode, env_path, stub_timeout, execute_timeout)
+    depth_text = parameters.get("TRITIUM_PIPELINE_DEPTH", options.get("pipeline-depth", "8")).strip()
+    if not depth_text.isdigit() or not 1 <= int(depth_text) <= 64:
+        raise ConfigError(f"model '{name}': TRITIUM_PIPELINE_DEPTH must be a whole number from 1 to 64, got "
+                          f"'{depth_text}'")
+    return ModelSettings(mode, env_path, stub_timeout, execute_timeout, int(depth_text))

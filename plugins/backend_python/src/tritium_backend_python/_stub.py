@@ -5,7 +5,7 @@ Started as ``python -m tritium_backend_python._stub <socket fd> <server pid>`` b
 messages of the stub protocol until the server says ``finalize`` or goes away:
 
 server -> stub: ``("load", model_file, module_name, decoupled)``, ``("autocomplete", config_json)``,
-``("initialize", args)``, ``("execute", requests)``, ``("execute_decoupled", execution, requests)``,
+``("initialize", args)``, ``("execute", requests[, results_read])``, ``("execute_decoupled", execution, requests)``,
 ``("finalize",)``,
 and the answers to BLS calls ``("bls_response", call_id, response, final)``.
 
@@ -14,6 +14,10 @@ finalize; ``("result", results)`` for execute; ``("response", execution, index, 
 and ``("executed", execution, error)`` for execute_decoupled; ``("bls", call_id, request, decoupled)`` for BLS calls and
 ``("ready", call_id, model, version)`` for ``pb_utils.is_model_ready`` (answered like a BLS call: no
 error means ready) and ``("log", level, message)`` at any time.
+
+Executions are answered in the order they came. The server may send the next ``execute`` before the answer to
+the previous one arrived (it pipelines them); ``results_read`` then says how many ``result`` messages it has
+read so far, and the stub reuses its arena only once the server read them all (they may view it).
 
 This module imports only the standard library, numpy, ``triton_python_backend_utils`` and this package's
 stub-side modules (never ``tritium``), because the model's environment may not have Tritium installed.
@@ -118,6 +122,7 @@ def serve(channel: Channel) -> None:
     runner: ModelRunner | None = None
     model_class: type | None = None
     decoupled = False
+    results_sent = 0
     while True:
         try:
             message = channel.receive(_CONTROL, route=route)
@@ -126,8 +131,11 @@ def serve(channel: Channel) -> None:
         kind = message[0]
         if kind == "execute":
             assert runner is not None
-            channel.reset_arena()
-            channel.send(("result", runner.execute(message[1])))
+            if len(message) < 3 or message[2] == results_sent:
+                channel.reset_arena()  # the server holds no views of earlier results any more
+            result = runner.execute(message[1])
+            results_sent += 1
+            channel.send(("result", result))
         elif kind == "execute_decoupled":
             assert runner is not None
             channel.reset_arena()

@@ -32,7 +32,7 @@ _log = logging.getLogger("tritium.backend.python")
 CONTINUE = object()
 """What an exchange handler returns for a message that does not end the exchange."""
 
-_LEVELS = {"INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR, "VERBOSE": logging.DEBUG}
+LEVELS = {"INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR, "VERBOSE": logging.DEBUG}
 
 
 def _trusted(path: Path) -> bool:
@@ -119,6 +119,9 @@ class StubProcess:
         self.channel = Channel(parent, copy_received=True, inline_limit=inline_limit)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self.before_close: Callable[[], None] | None = None
+        """Called (from any thread) before the channel closes: an event loop watching its socket lets go of
+        it first (a closed descriptor would silently leave the loop's poller, and its number be reused)."""
 
     @property
     def pid(self) -> int:
@@ -149,10 +152,10 @@ class StubProcess:
             reply = receive(timeout=timeout)
             kind = reply[0]
             if kind == "log":
-                _log.log(_LEVELS.get(reply[1], logging.INFO), "%s: %s", self.label, reply[2])
+                _log.log(LEVELS.get(reply[1], logging.INFO), "%s: %s", self.label, reply[2])
                 continue
             if kind == "bls" or kind == "ready":
-                self._serve_call(reply)
+                self.serve_call(reply)
                 continue
             if handle is None:
                 return reply
@@ -160,7 +163,7 @@ class StubProcess:
             if outcome is not CONTINUE:
                 return outcome
 
-    def _serve_call(self, message: Any) -> None:
+    def serve_call(self, message: Any) -> None:
         with self._pool_lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tritium-python-bls")
@@ -218,6 +221,9 @@ class StubProcess:
         return error
 
     def _shutdown(self) -> None:
+        release, self.before_close = self.before_close, None
+        if release is not None:
+            release()
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:
