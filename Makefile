@@ -42,6 +42,10 @@ test: install examples prometheus
 	# The HTTP tests again on aiohttp's plain path (the fast path switched off), which other aiohttp versions get.
 	TRITIUM_HTTP_PLAIN=1 $(PY) -m pytest -q -n 2 --dist loadfile plugins/frontend_http tests/test_http_infer.py \
 		tests/test_http_admin.py tests/test_http_tls_e2e.py
+	# The protocol end-to-end tests again with two worker processes and the executor (tritium serve --workers 2):
+	# multi-process mode must answer exactly like one process.
+	TRITIUM_TEST_WORKERS=2 $(PY) -m pytest -q -n 2 --dist loadfile tests/test_http_infer.py tests/test_grpc_e2e.py \
+		tests/test_grpc_stream_e2e.py
 
 # Container image tests (deploy/): podman, buildah, runc, debootstrap and the CNI DNS plugin are installed here
 # when missing (as root); without a working podman the tests skip with the reason. Bounded to 40 minutes.

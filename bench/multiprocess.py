@@ -215,7 +215,7 @@ class Server:
     grpc_port: int
     process: subprocess.Popen[bytes]
     log: Path
-    workers: int | None  # None: the default (no --workers flag); 0 for Triton
+    workers: int | None  # 0: one worker per usable core ("default" in the tables); None for Triton
 
 
 def start_tritium(name: str, repo: Path, workers: int | None, directory: Path) -> Server:
@@ -243,9 +243,9 @@ def start_tritium(name: str, repo: Path, workers: int | None, directory: Path) -
 
 
 def start_servers(args: argparse.Namespace, tritium_repo: Path, triton_repo: Path, directory: Path) -> list[Server]:
-    servers = [start_tritium(DEFAULT, tritium_repo, None, directory), start_tritium(W1, tritium_repo, 1, directory)]
+    servers = [start_tritium(DEFAULT, tritium_repo, 0, directory), start_tritium(W1, tritium_repo, 1, directory)]
     if "tiny" in args.parts and not args.no_local:
-        servers.append(start_tritium(LOCAL, tritium_repo.with_name("models-local"), None, directory))
+        servers.append(start_tritium(LOCAL, tritium_repo.with_name("models-local"), 0, directory))
     if "scaling" in args.parts:
         servers += [start_tritium(f"w{n}", tritium_repo, n, directory) for n in args.workers_list if n != 1]
     if args.triton is not None:

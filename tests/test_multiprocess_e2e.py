@@ -373,3 +373,39 @@ def test_a_model_that_runs_in_the_workers_keeps_one_set_of_statistics(tmp_path: 
     for _ in range(8):
         with pytest.raises(InferenceServerException, match="unknown model"):
             http_infer(serve.http_url, "tiny", 1.0)
+
+
+def test_a_frontend_that_cannot_start_stops_the_server_with_its_reason(tmp_path: Path) -> None:
+    """A port held by another process: every worker would fail again, so the server exits 1 saying why, as a
+    single process does (instead of restarting workers forever)."""
+    import socket
+    import subprocess
+    import sys
+
+    write_identity_model(tmp_path, "m")
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        done = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "tritium"),
+                "serve",
+                "--plugin=tritium.testing.fakes",
+                f"--model-repository={tmp_path}",
+                f"--workers={WORKERS}",
+                "--allow-grpc=false",
+                "--allow-metrics=false",
+                "--http-address=127.0.0.1",
+                f"--http-port={port}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+    finally:
+        holder.close()
+    assert done.returncode == 1, done.stderr
+    assert "tritium serve: error:" in done.stderr
+    assert done.stderr.count("tritium serve: error:") == 1

@@ -34,7 +34,7 @@ class ServerOptions:
     allow_client_shm: bool = False
     model_load_thread_count: int = 4
     inline_execution_us: int = 200
-    workers: int = 0
+    workers: int = 1
     log_verbose: int = 0
     log_info: bool = True
     log_warning: bool = True

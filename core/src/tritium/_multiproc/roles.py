@@ -11,10 +11,11 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
-from tritium._base.errors import TritiumError
+from tritium._base.errors import ConfigError, PluginError, TritiumError
 from tritium._base.options import ServerOptions
 from tritium._multiproc.executor import ExecutorBridge
 from tritium._multiproc.local_models import LocalModels
@@ -31,6 +32,8 @@ from tritium._runtime.server import (
 
 _log = logging.getLogger("tritium.server")
 
+WORKER_STARTUP_FAILED = 4
+"""A worker's exit status when its frontends could not start (reported already): the server stops."""
 ARENA_SIZE = 64 << 20
 """Bytes of each shared-memory ring between a worker and the executor (one per direction and worker). Pages
 are touched only as the ring is used; a tensor that does not fit travels through the socket instead."""
@@ -108,16 +111,23 @@ async def run_worker(
         await service.close()
         await local.stop(0)
         return 0
-    frontends = create_components(
-        "frontend", host.frontends, options, service, _frontend_options(worker_index, workers)
-    )
-    running = []
+    running: list[Any] = []
     try:
-        service.mark_live()
-        for frontend in frontends:
-            await frontend.start()
-            running.append(frontend)
-            _log.info("worker %d: started %s", worker_index, frontend.describe())
+        try:
+            frontends = create_components(
+                "frontend", host.frontends, options, service, _frontend_options(worker_index, workers)
+            )
+            service.mark_live()
+            for frontend in frontends:
+                await frontend.start()
+                running.append(frontend)
+                _log.info("worker %d: started %s", worker_index, frontend.describe())
+        except (ConfigError, PluginError, TritiumError, OSError) as exc:
+            # A frontend that cannot start (bad TLS files, port taken) would fail again on every restart:
+            # say why, as a single process does, and let the supervisor stop the server.
+            if worker_index == 0:
+                sys.stderr.write(f"tritium serve: error: {exc}\n")
+            return WORKER_STARTUP_FAILED
         if worker_index == 0:
             try:
                 _log.info("model status:\n%s", format_model_table(service.repository_index()))

@@ -31,6 +31,7 @@ from pathlib import Path
 from tritium._base.options import ServerOptions
 from tritium._multiproc.child import EXECUTOR_STARTUP_FAILED, OPTIONS_NAME
 from tritium._multiproc.handshake import SOCKET_NAME
+from tritium._multiproc.roles import WORKER_STARTUP_FAILED
 from tritium._multiproc.shm_table import create_table
 from tritium._runtime.server import SHUTDOWN_MARGIN_SECS, StartupError
 
@@ -93,6 +94,8 @@ class Supervisor:
         self.options = options
         self.workers = workers
         self._stopping = False
+        self._failed = False
+        self._stop: asyncio.Event | None = None
         self._run_dir: Path | None = None
         self._children: list[_Child] = []
 
@@ -100,6 +103,7 @@ class Supervisor:
         """Start the tree, keep it whole until SIGINT/SIGTERM, then stop it. Returns the exit code."""
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
+        self._stop = stop
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.add_signal_handler(sig, stop.set)
@@ -136,11 +140,12 @@ class Supervisor:
             await stop.wait()
         finally:
             self._stopping = True
-            _log.info("signal received: stopping (exit timeout %.0fs)", self.options.exit_timeout_secs)
+            if not self._failed:
+                _log.info("signal received: stopping (exit timeout %.0fs)", self.options.exit_timeout_secs)
             await self._terminate()  # like a single process: 0 even when the exit timeout cut requests short
             for watcher in watchers:
                 watcher.cancel()
-        return 0
+        return 1 if self._failed else 0
 
     async def _spawn(self, child: _Child) -> None:
         assert self._run_dir is not None
@@ -174,6 +179,12 @@ class Supervisor:
             assert child.process is not None
             code = await child.process.wait()
             if self._stopping:
+                return
+            if child.role == "worker" and code == WORKER_STARTUP_FAILED:
+                _log.error("worker %d could not start its frontends: stopping the server", child.index)
+                self._failed = True
+                assert self._stop is not None
+                self._stop.set()
                 return
             ran = time.monotonic() - child.started_at
             child.delay = 0.0 if ran >= STABLE_AFTER_S else min(max(child.delay * 2, 0.25), MAX_RESTART_DELAY_S)

@@ -187,10 +187,10 @@ KERNEL_OPTIONS: tuple[KernelOption, ...] = (
         "workers",
         ("--workers",),
         int,
-        0,
+        1,
         "Tritium only: processes serving the frontends (HTTP, gRPC) on every core; the models, schedulers "
         "and batchers then run once, in one more process (the model executor). 0 = one per usable core "
-        "(CPU affinity and cgroup quota); 1 = one process for everything.",
+        "(CPU affinity and cgroup quota); 1 (the default for now) = one process for everything.",
         minimum=0,
         metavar="N",
     ),
