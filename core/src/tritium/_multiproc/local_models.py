@@ -103,6 +103,7 @@ class LocalModels:
             local_options,
             host=host,
             serve_frontends=False,
+            announce=False,
             statistics_factory=lambda name, version: ForwardingStatistics(name, str(version), forward=forward),
         )
         self.server.add_event_handler(self._forward_event)

@@ -327,6 +327,7 @@ class InstancePool(InstanceExecutor):
         lease.running = future
         index = 0
         ok = True
+        ended = False
         last_ns = start_ns
         try:
             while True:
@@ -344,6 +345,7 @@ class InstancePool(InstanceExecutor):
                 if outputs is None:
                     if final:
                         statistics.record_response(index, infer_ns=now - last_ns, output_ns=0, ok=True, empty=True)
+                        ended = True  # closing the iterator once it has the final response is no failure
                         yield InferenceResponse(
                             model_name=self.model_name, model_version=self.version_label, id=request.id,
                             final=True,
@@ -355,6 +357,7 @@ class InstancePool(InstanceExecutor):
                 statistics.record_response(index, infer_ns=now - last_ns, output_ns=done - now, ok=True, empty=False)
                 last_ns = done
                 index += 1
+                ended = final
                 yield InferenceResponse(
                     model_name=self.model_name, model_version=self.version_label, id=request.id,
                     outputs=tensors, final=final,
@@ -362,7 +365,8 @@ class InstancePool(InstanceExecutor):
                 if final:
                     return
         except BaseException:
-            ok = False
+            if not ended:
+                ok = False
             raise
         finally:
             self._busy -= 1

@@ -95,7 +95,8 @@ class Server:
     ``host`` hands over a plugin host that is already loaded (the CLI loads one to build its parser);
     ``serve_frontends`` False starts no frontend (the executor process of ``--workers N``, whose frontends run
     in the worker processes); ``statistics_factory(name, version)`` makes each model version's statistics
-    (the default: plain :class:`ModelStatistics`)."""
+    (the default: plain :class:`ModelStatistics`); ``announce`` False skips the startup model table (a worker's
+    copies of models, whose table would show what the worker has not loaded)."""
 
     def __init__(
         self,
@@ -105,9 +106,11 @@ class Server:
         host: PluginHost | None = None,
         serve_frontends: bool = True,
         statistics_factory: Callable[[str, int], ModelStatistics] | None = None,
+        announce: bool = True,
     ) -> None:
         self.options = options or ServerOptions()
         self.serve_frontends = serve_frontends
+        self.announce = announce
         self._statistics_factory = statistics_factory or (lambda name, version: ModelStatistics(name, str(version)))
         if host is None:
             extra = [*plugins, *(plugin_reference(m) for m in self.options.extra_plugins)]
@@ -173,7 +176,8 @@ class Server:
                     "failed to load all models: " + ", ".join(failed) + " (see the log for each reason; "
                     "--exit-on-error=false serves the others)"
                 )
-            _log.info("model status:\n%s", format_model_table(service.repository_index()))
+            if self.announce:
+                _log.info("model status:\n%s", format_model_table(service.repository_index()))
             service.mark_live()
             for frontend in self._frontends:
                 await frontend.start()
