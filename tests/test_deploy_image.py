@@ -9,6 +9,7 @@ where podman cannot run containers.
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -33,8 +34,10 @@ HARDENED = (
 """The run options docs/deployment.md gives (Kubernetes: the Deployment's securityContext)."""
 
 SLOW_WIDTH = 1024
-SLOW_LAYERS = 24
+SLOW_LAYERS = 192  # one shared weight: depth costs compute, not payload (about 0.5 s per request)
 SLOW_ROWS = 512
+DRAIN_WORK_S = 6.0  # seconds of queued work the drain test puts in flight
+MAX_IN_FLIGHT = 96
 
 
 def _build_slow_model(repo: Path) -> None:
@@ -250,9 +253,21 @@ def _status(call: Any) -> Any:
         return type(exc).__name__
 
 
+def _wait_pending(metrics_url: str, model: str, count: int, timeout: float) -> None:
+    """Until ``nv_inference_pending_request_count`` of ``model`` reaches ``count`` (or ``timeout`` passes: the
+    assertions then show what the drain saw)."""
+    pattern = re.compile(rf'^nv_inference_pending_request_count{{model="{model}",version="1"}} (\d+)', re.M)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = pattern.search(requests.get(metrics_url, timeout=5).text)
+        if found and int(found.group(1)) >= count:
+            return
+        time.sleep(0.02)
+
+
 @pytest.fixture(scope="module")
 def drain(podman: Any, cpu_image: str, repository: Path) -> Drain:
-    """Start the image serving ``slow``, put six requests in flight (one executing, five queued: several
+    """Start the image serving ``slow``, put requests in flight (one executing, the others queued: several
     seconds of work), ``podman stop`` it (SIGTERM to PID 1), probe readiness and a new request while the
     others are still running, and collect every outcome."""
     exit_timeout = 30
@@ -278,7 +293,9 @@ def drain(podman: Any, cpu_image: str, repository: Path) -> Drain:
     started = time.monotonic()
     infer()
     single = time.monotonic() - started
-    in_flight = 6
+    # Enough requests for several seconds of queued work on this machine, whatever its speed (a fast CI runner
+    # finishes six requests before the probes below are sent, and the drain is over before it can be observed).
+    in_flight = min(MAX_IN_FLIGHT, max(6, math.ceil(DRAIN_WORK_S / max(single, 1e-3))))
     results: list[Any] = [None] * in_flight
 
     def run(index: int) -> None:
@@ -287,7 +304,8 @@ def drain(podman: Any, cpu_image: str, repository: Path) -> Drain:
     threads = [threading.Thread(target=run, args=(i,)) for i in range(in_flight)]
     for thread in threads:
         thread.start()
-    time.sleep(min(1.0, single / 2))  # the first is executing, the others queued behind it
+    # The first is executing, the others queued behind it: all of them inside the server before SIGTERM.
+    _wait_pending(f"http://127.0.0.1:{ports[8002]}/metrics", "slow", in_flight - 1, timeout=single * in_flight / 2)
     stop_started = time.monotonic()
     stopper = subprocess.Popen(
         ["podman", "stop", "-t", str(exit_timeout + 30), name],
@@ -316,7 +334,7 @@ def drain(podman: Any, cpu_image: str, repository: Path) -> Drain:
 
 
 def test_drain_finishes_every_request_in_flight(drain: Drain) -> None:
-    """None lost: all six requests in flight at SIGTERM answer, with the right numbers."""
+    """None lost: every request in flight at SIGTERM answers, with the right numbers."""
     failures = [r for r in drain.results if not isinstance(r, np.ndarray)]
     assert not failures, f"requests lost in the drain: {failures}\n{drain.describe()}"
     for result in drain.results:

@@ -57,6 +57,12 @@ def children(pid: int) -> dict[str, int]:
     return found
 
 
+def reaped(pid: int) -> bool:
+    """Whether ``pid`` is gone: every thread of it has exited and released its files (its listeners are
+    closed). Neither an empty fd table nor a zombie leader says so while other threads are still exiting."""
+    return not Path(f"/proc/{pid}").exists()
+
+
 def wait_for(predicate, timeout: float = 30.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -209,14 +215,7 @@ def test_a_killed_worker_is_replaced_while_the_others_serve(server) -> None:  # 
     # Connections the dead worker had accepted, or that reached its listener while it was being torn down,
     # are lost with it (SO_REUSEPORT: each worker owns its listener); once it is gone, new connections reach
     # the workers still listening.
-    wait_for(
-        lambda: (
-            not Path(f"/proc/{before['worker 0']}/fd").exists()
-            or not any(Path(f"/proc/{before['worker 0']}/fd").iterdir())
-        ),
-        timeout=10,
-        what="the killed worker's sockets to close",
-    )
+    wait_for(lambda: reaped(before["worker 0"]), timeout=10, what="the killed worker's sockets to close")
     for i in range(10):
         assert http_infer(server.http_url, "fast", float(i)).tolist() == [[float(i)] * 4]
     wait_for(
