@@ -187,6 +187,25 @@ def test_shared_memory_registered_through_one_worker_is_used_by_all(server, regi
         client.close()
 
 
+def test_a_region_unlinked_after_registering_serves_through_every_worker(server, region) -> None:  # type: ignore[no-untyped-def]
+    """The client removes the object's name once registered (a single process keeps it open and serves it):
+    every worker still reaches it, never a new object of the same name."""
+    key, _ = region
+    httpclient.InferenceServerClient(server.http_url).register_system_shared_memory("gone", key, 64)
+    os.unlink(f"/dev/shm{key}")
+    impostor = os.open(f"/dev/shm{key}", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    os.ftruncate(impostor, 64)  # same name, other object: zeros
+    os.close(impostor)
+    for _ in range(10):  # fresh connections: several workers
+        client = httpclient.InferenceServerClient(server.http_url)
+        inp = httpclient.InferInput("INPUT0", [1, 4], "FP32")
+        inp.set_shared_memory("gone", 16)
+        result = client.infer("fast", [inp]).as_numpy("OUTPUT0")
+        assert result.tolist() == [[0.0, 1.0, 2.0, 3.0]]  # the registered object's bytes
+        client.close()
+    httpclient.InferenceServerClient(server.http_url).unregister_system_shared_memory("gone")
+
+
 def test_model_control_through_one_worker_is_seen_by_every_worker(tmp_path: Path, tritium_serve_factory) -> None:  # type: ignore[no-untyped-def]
     write_identity_model(tmp_path, "m")
     serve = tritium_serve_factory(
@@ -408,3 +427,119 @@ def test_a_frontend_that_cannot_start_stops_the_server_with_its_reason(tmp_path:
     assert done.returncode == 1, done.stderr
     assert "tritium serve: error:" in done.stderr
     assert done.stderr.count("tritium serve: error:") == 1
+
+
+def _tritium_command(*args: str) -> list[str]:
+    import sys
+
+    return [str(Path(sys.executable).parent / "tritium"), "serve", "--plugin=tritium.testing.fakes", *args]
+
+
+def test_a_second_server_on_the_port_is_refused_and_the_first_keeps_all_its_traffic(server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A second multi-process server on the same port must not join the first one's SO_REUSEPORT group (it
+    would silently take part of the traffic): it is refused as a single process is."""
+    import subprocess
+
+    done = subprocess.run(
+        _tritium_command(
+            f"--model-repository={tmp_path}",
+            f"--workers={WORKERS}",
+            "--allow-grpc=false",
+            "--allow-metrics=false",
+            "--http-address=127.0.0.1",
+            f"--http-port={server.http_port}",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert done.returncode == 1, done.stderr
+    assert f"Socket '127.0.0.1:{server.http_port}' already in use" in done.stderr
+    assert done.stderr.count("tritium serve: error:") == 1
+    for i in range(16):  # fresh connections: any other listener on the port would get some of them
+        assert http_infer(server.http_url, "fast", float(i)).tolist() == [[float(i)] * 4]
+
+
+def test_port_zero_gives_every_worker_the_same_port(tmp_path: Path) -> None:
+    """``--http-port=0 --grpc-port=0``: one port per protocol, chosen once, served by every worker; the startup
+    log has the single-process model table and ready line once."""
+    import re
+    import subprocess
+
+    write_identity_model(tmp_path / "models", "fast")
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            _tritium_command(
+                f"--model-repository={tmp_path / 'models'}",
+                f"--workers={WORKERS}",
+                "--allow-metrics=false",
+                "--http-address=127.0.0.1",
+                "--http-port=0",
+                "--grpc-address=127.0.0.1",
+                "--grpc-port=0",
+            ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    started = re.compile(r"worker (\d+): started (HTTP|gRPC) on 127\.0\.0\.1:(\d+)")
+    try:
+        wait_for(
+            lambda: len(started.findall(log_path.read_text())) == 2 * WORKERS or process.poll() is not None,
+            timeout=90,
+            what="every worker's frontends",
+        )
+        found = started.findall(log_path.read_text())
+        assert len(found) == 2 * WORKERS, log_path.read_text()
+        ports = {protocol: {int(port) for _, p, port in found if p == protocol} for protocol in ("HTTP", "gRPC")}
+        assert {len(p) for p in ports.values()} == {1}, ports  # one port per protocol, shared by all workers
+        assert sorted(int(worker) for worker, _, _ in found) == sorted(list(range(WORKERS)) * 2)
+        (http_port,), (grpc_port,) = ports["HTTP"], ports["gRPC"]
+        assert 0 not in (http_port, grpc_port) and http_port != grpc_port
+        wait_for(
+            lambda: requests.get(f"http://127.0.0.1:{http_port}/v2/health/ready", timeout=5).status_code == 200
+        )
+        for i in range(8):
+            assert http_infer(f"127.0.0.1:{http_port}", "fast", float(i)).tolist() == [[float(i)] * 4]
+            assert grpc_infer(f"127.0.0.1:{grpc_port}", "fast", float(i)).tolist() == [[float(i)] * 4]
+        # The startup log a single process writes: the model table, then one "server is ready" line.
+        wait_for(lambda: "server is ready" in log_path.read_text(), what="the ready line")
+        log = log_path.read_text()
+        assert log.count("server is ready (1 model(s) loaded)") == 1, log
+        assert log.count("model status:") == 1 and log.index("model status:") < log.index("server is ready"), log
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, log_path.read_text()
+
+
+ISO8601_LINE = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ [EWIV] \d+ "
+
+
+def test_log_settings_changed_through_one_worker_apply_in_every_process(server) -> None:  # type: ignore[no-untyped-def]
+    """/v2/logging reaches one worker and the executor; every worker's own lines follow too, including a
+    worker started again later, and an executor started again after a crash keeps them."""
+    import re
+
+    response = requests.post(f"http://{server.http_url}/v2/logging", json={"log_format": "ISO8601"}, timeout=10)
+    assert response.status_code == 200 and response.json()["log_format"] == "ISO8601", response.text
+    before = children(server.process.pid)
+    lost = "lost the connection to the model executor"
+    offset = len(server.log())
+    os.kill(before["executor"], signal.SIGKILL)  # every running worker logs that it lost the executor
+    wait_for(lambda: server.log()[offset:].count(lost) >= WORKERS, what="each worker's warning")
+    wait_for(lambda: requests.get(f"http://{server.http_url}/v2/health/ready", timeout=5).status_code == 200)
+    offset_restart = len(server.log())
+    os.kill(before["worker 1"], signal.SIGKILL)  # a new worker, taught by the restarted executor
+    wait_for(lambda: "worker 1: started HTTP" in server.log()[offset_restart:], what="worker 1 started again")
+    log = server.log()
+    lines = [line for line in log[offset:].splitlines() if lost in line or "worker 1: started" in line]
+    assert len(lines) >= WORKERS + 1, log[offset:]
+    assert all(re.match(ISO8601_LINE, line) for line in lines), "\n".join(lines)
+    settings = requests.get(f"http://{server.http_url}/v2/logging", timeout=10).json()
+    assert settings["log_format"] == "ISO8601"  # the restarted executor kept the API's change

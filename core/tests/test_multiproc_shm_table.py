@@ -90,3 +90,67 @@ def test_disabled_registry_refuses(tmp_path: Path, shm_key: str) -> None:
     with pytest.raises(TritiumError) as caught:
         registry.register("r", shm_key, 0, 16)
     assert caught.value.code is StatusCode.UNSUPPORTED
+
+
+def _unlink(key: str) -> None:
+    os.unlink(f"/dev/shm{key}")
+
+
+def _recreate(key: str, content: bytes) -> None:
+    fd = os.open(f"/dev/shm{key}", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    os.ftruncate(fd, 4096)
+    os.pwrite(fd, content, 0)
+    os.close(fd)
+
+
+def test_a_region_unlinked_after_registering_is_usable_in_every_worker(tmp_path: Path, shm_key: str) -> None:
+    """One process keeps an unlinked object open and serves it: so does every worker (through a holder)."""
+    first, second = two_workers(tmp_path)
+    first.register("r", shm_key, 0, 1024)
+    first.write("r", 0, b"before unlink")
+    _unlink(shm_key)
+    try:
+        assert bytes(second.read("r", 0, 13)) == b"before unlink"
+        second.write("r", 0, b"written after")
+        assert bytes(first.read("r", 0, 13)) == b"written after"
+    finally:
+        _recreate(shm_key, b"")  # for the fixture's cleanup
+
+
+def test_a_key_that_names_another_object_now_still_reaches_the_registered_one(tmp_path: Path, shm_key: str) -> None:
+    """The client replaced the object under the same key: the region is the object that was registered (as in
+    one process), never the new one."""
+    first, second = two_workers(tmp_path)
+    first.register("r", shm_key, 0, 1024)
+    first.write("r", 0, b"registered")
+    _unlink(shm_key)
+    _recreate(shm_key, b"impostor!!")
+    assert bytes(second.read("r", 0, 10)) == b"registered"
+
+
+def test_an_unlinked_region_outlives_the_worker_that_registered_it(tmp_path: Path, shm_key: str) -> None:
+    first, second = two_workers(tmp_path)
+    first.register("r", shm_key, 0, 1024)
+    first.write("r", 0, b"kept alive")
+    assert second.status("r")  # second opened it: a holder now
+    _unlink(shm_key)
+    first.close()  # the registering worker is gone (its descriptors with it)
+    try:
+        late = SharedRegistry(allowed=True, table=tmp_path / "shm-regions.json")
+        assert bytes(late.read("r", 0, 10)) == b"kept alive"
+    finally:
+        _recreate(shm_key, b"")
+
+
+def test_an_object_nobody_holds_any_more_is_not_found(tmp_path: Path, shm_key: str) -> None:
+    first, _ = two_workers(tmp_path)
+    first.register("r", shm_key, 0, 1024)
+    _unlink(shm_key)
+    first.close()
+    try:
+        late = SharedRegistry(allowed=True, table=tmp_path / "shm-regions.json")
+        with pytest.raises(TritiumError) as caught:
+            late.read("r", 0, 4)
+        assert caught.value.code is StatusCode.NOT_FOUND
+    finally:
+        _recreate(shm_key, b"")

@@ -75,7 +75,10 @@ class FrontendSpec:
     ``reuse_port_option`` names the frontend's boolean option that makes it bind its listening socket with
     ``SO_REUSEPORT``. Under ``tritium serve --workers N`` (N > 1) the kernel sets that option and runs the
     frontend in every worker process, all sharing the port; a frontend that names none runs in the first
-    worker only (it still works, on one core)."""
+    worker only (it still works, on one core). ``address_option`` and ``port_option`` name its options that
+    hold the listening address and port: with them the supervisor binds the port once for the whole server
+    before any worker starts, so that a port taken by anything else is refused as a single process refuses it
+    (instead of joining another server's ``SO_REUSEPORT`` group) and port 0 means one port for every worker."""
 
     name: str
     factory: Callable[[InferenceService, Mapping[str, Any]], Frontend]
@@ -83,6 +86,8 @@ class FrontendSpec:
     enable_flag: str | None = None
     enabled_by_default: bool = True
     reuse_port_option: str | None = None
+    address_option: str | None = None
+    port_option: str | None = None
 
 
 @attrs.define(frozen=True, slots=True)

@@ -115,7 +115,7 @@ def _serve(
     try:
         workers = invocation.options.workers or usable_cores()
         if workers > 1:
-            result = asyncio.run(Supervisor(invocation.options, workers).serve())
+            result = asyncio.run(Supervisor(invocation.options, workers, invocation.host.frontends).serve())
         else:
             server = Server(invocation.options, host=invocation.host)
             result = asyncio.run(server.serve())

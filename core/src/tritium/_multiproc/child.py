@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
     _die_with_parent(int(parent_text))
     run_dir = Path(run_dir_text)
     with open(run_dir / OPTIONS_NAME, "rb") as file:
-        options, workers = pickle.load(file)
+        options, workers, ports = pickle.load(file)
 
     from tritium._base.errors import ConfigError, PluginError, TritiumError
     from tritium._plugins.host import PluginHost, plugin_reference
@@ -66,7 +66,7 @@ def main(argv: list[str]) -> int:
             return EXECUTOR_STARTUP_FAILED
     from tritium._multiproc.roles import run_worker
 
-    return asyncio.run(run_worker(options, host, run_dir, int(index_text), workers))
+    return asyncio.run(run_worker(options, host, run_dir, int(index_text), workers, ports))
 
 
 if __name__ == "__main__":

@@ -160,6 +160,7 @@ class WorkerSession:
                 self.channel.send(("err", rid, encode_error(exc)))
             else:
                 self.channel.send(("ret", rid, value))
+                self._on_control(method, args, kwargs)
         elif method in ASYNC_CALLS:
             self._track(rid, asyncio.ensure_future(self._call_async(rid, method, args, kwargs)))
         else:
@@ -193,13 +194,16 @@ class WorkerSession:
 
 
 CONTROL_LOG_NAME = "model-control.pickle"
+LOG_SETTINGS_NAME = "log-settings.pickle"
 
 
 class ControlLog:
-    """The models loaded and unloaded through the API, in the run directory, so that an executor started
-    again after a crash serves the same models as the one that died (not just the startup set).
+    """The models loaded and unloaded and the log settings changed through the API, in the run directory, so
+    that an executor started again after a crash serves the same models, and logs as, the one that died (not
+    just the startup set).
 
-    Only the last operation per model is kept (with its config and file overrides), in the order made."""
+    Only the last operation per model is kept (with its config and file overrides), in the order made; log
+    settings are kept as one merged set."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -213,24 +217,51 @@ class ControlLog:
             return []
         return entries
 
+    @property
+    def _log_settings_path(self) -> Path:
+        return self.path.with_name(LOG_SETTINGS_NAME)
+
+    def log_settings(self) -> dict[str, Any]:
+        """The log settings changed through the API so far (merged; empty when none was)."""
+        try:
+            with open(self._log_settings_path, "rb") as file:
+                settings: dict[str, Any] = pickle.load(file)
+        except FileNotFoundError:
+            return {}
+        return settings
+
     def record(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if method == "update_log_settings" and args:
+            _replace_pickle(self._log_settings_path, {**self.log_settings(), **dict(args[0])})
+            return
         if method not in ("load_model", "unload_model") or not args:
             return
         name = str(args[0])
         entries = [entry for entry in self.entries() if entry[1] != name]
         entries.append((method, name, dict(kwargs)))
-        temporary = self.path.with_name(self.path.name + ".new")
-        with open(temporary, "wb") as file:
-            pickle.dump(entries, file)
-        os.replace(temporary, self.path)
+        _replace_pickle(self.path, entries)
 
     async def replay(self, service: DataPlane) -> None:
         """Repeat the recorded operations on a fresh executor; one that fails is logged and skipped."""
+        settings = self.log_settings()
+        if settings:
+            try:
+                service.update_log_settings(settings)
+            except TritiumError as exc:
+                _log.error("restoring the log settings after the executor restarted: %s", exc)
         for method, name, kwargs in self.entries():
             try:
                 await getattr(service, method)(name, **kwargs)
             except Exception as exc:
                 _log.error("restoring model '%s' after the executor restarted (%s): %s", name, method, exc)
+
+
+def _replace_pickle(path: Path, value: Any) -> None:
+    """Write ``value`` to ``path`` in one step (a reader never sees half a file)."""
+    temporary = path.with_name(path.name + ".new")
+    with open(temporary, "wb") as file:
+        pickle.dump(value, file)
+    os.replace(temporary, path)
 
 
 class ExecutorBridge:
@@ -296,13 +327,24 @@ class ExecutorBridge:
             tuple(c.value for c in self.service.capabilities),
             self.service.server_metadata(),
             self.arena_size if response_arena is not None else 0,
+            self.service.log_settings(),  # a (re)started worker logs as the server does now
         )
         send_hello(conn, welcome, [response_arena.fd] if response_arena is not None else [])
         if response_arena is not None:
             response_arena.close()  # the mapping stays; the worker holds its own descriptor now
         return WorkerSession(
-            self.service, request_arena, response_arena, self.sessions.discard, self.control_log.record, self._emit
+            self.service, request_arena, response_arena, self.sessions.discard, self._on_control, self._emit
         )
+
+    def _on_control(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """A worker changed the server's state through the API: model control is recorded (for an executor
+        restart); new log settings go to every worker, whose own log lines must follow them too."""
+        self.control_log.record(method, args, kwargs)
+        if method == "update_log_settings":
+            settings = self.service.log_settings()
+            for session in list(self.sessions):
+                if session.response_arena is not None:
+                    session.notify(("log_settings", settings))
 
     def on_event(self, event: Event) -> None:
         """Tell every worker that the set of loaded models changed (its cached metadata is stale), on its data

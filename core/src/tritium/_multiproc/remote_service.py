@@ -25,6 +25,7 @@ from tritium._multiproc.channel import BlockingChannel, Channel
 from tritium._multiproc.handshake import HELLO_TIMEOUT_S, SOCKET_NAME, receive_hello, send_hello
 from tritium._multiproc.wire import decode_error, decode_response, encode_request, release_unused
 from tritium._runtime.service import InferenceService, ServiceCapability
+from tritium._runtime.settings import LogSettings
 
 if TYPE_CHECKING:
     from tritium._multiproc.local_models import LocalModels
@@ -135,7 +136,8 @@ class RemoteService(InferenceService):
                 if sock is not None:
                     sock.close()
             raise
-        _, capabilities, metadata, response_size = welcome
+        _, capabilities, metadata, response_size, log_settings = welcome
+        LogSettings.from_dict(log_settings).apply(handler_only=True)
         response_arena = ArenaReader(fds[0], response_size)
         control = BlockingChannel(control_sock)
         holder: list[_Connection] = []
@@ -194,6 +196,9 @@ class RemoteService(InferenceService):
                 self._cache.clear()
                 if self.local is not None:
                     self.local.changed(self._worker_models)
+                continue
+            if kind == "log_settings":
+                LogSettings.from_dict(message[1]).apply(handler_only=True)
                 continue
             waiter = self._pending.get(message[1])
             if waiter is None:

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,6 @@ from tritium._runtime.server import (
     SHUTDOWN_MARGIN_SECS,
     Server,
     create_components,
-    format_model_table,
 )
 
 _log = logging.getLogger("tritium.server")
@@ -81,20 +81,30 @@ async def _drain_executor(options: ServerOptions, server: Server, bridge: Execut
     await bridge.stop()
 
 
-def _frontend_options(worker_index: int, workers: int) -> Any:
+def _frontend_options(worker_index: int, workers: int, ports: Mapping[str, int]) -> Any:
+    """Every worker runs the frontends that share their port (on the port the supervisor reserved), the first
+    worker also the others."""
+
     def adjust(spec: Any, resolved: dict[str, Any]) -> dict[str, Any] | None:
         option = getattr(spec, "reuse_port_option", None)
         if option is None:
             return resolved if worker_index == 0 else None
         if workers > 1:
             resolved[option] = True
+        if spec.name in ports and getattr(spec, "port_option", None):
+            resolved[spec.port_option] = ports[spec.name]
         return resolved
 
     return adjust
 
 
 async def run_worker(
-    options: ServerOptions, host: PluginHost, run_dir: Path, worker_index: int, workers: int
+    options: ServerOptions,
+    host: PluginHost,
+    run_dir: Path,
+    worker_index: int,
+    workers: int,
+    ports: Mapping[str, int] | None = None,
 ) -> int:
     """Serve the frontends on the executor's data plane until SIGTERM, then drain within the exit timeout."""
     stop = _stop_event()
@@ -115,7 +125,7 @@ async def run_worker(
     try:
         try:
             frontends = create_components(
-                "frontend", host.frontends, options, service, _frontend_options(worker_index, workers)
+                "frontend", host.frontends, options, service, _frontend_options(worker_index, workers, ports or {})
             )
             service.mark_live()
             for frontend in frontends:
@@ -128,16 +138,22 @@ async def run_worker(
             if worker_index == 0:
                 sys.stderr.write(f"tritium serve: error: {exc}\n")
             return WORKER_STARTUP_FAILED
-        if worker_index == 0:
-            try:
-                _log.info("model status:\n%s", format_model_table(service.repository_index()))
-            except TritiumError:
-                pass
+        if worker_index == 0:  # the model table came from the executor, before any frontend started
+            _log.info("server is ready (%d model(s) loaded)", _ready_models(service))
         await stop.wait()
     finally:
         await _drain(options, service, running)
         await local.stop(SHUTDOWN_MARGIN_SECS)
     return 0
+
+
+def _ready_models(service: RemoteService) -> int:
+    """How many models have a ready version (the count of the single-process ready line)."""
+    try:
+        index = service.repository_index()
+    except TritiumError:
+        return 0
+    return len({entry["name"] for entry in index if entry.get("state") == "READY"})
 
 
 async def _drain(options: ServerOptions, service: RemoteService, running: list[Any]) -> None:

@@ -1,9 +1,10 @@
 """The process tree of ``tritium serve --workers N``: one executor, N workers, and this supervisor over them.
 
-The supervisor owns no model and no socket that clients see. It makes the server's private run directory
-(mode 0700: the executor's socket, the shared memory table, the options), starts the executor and waits until
-its models are loaded (its socket appears), then starts the workers, which bind the frontends' ports with
-``SO_REUSEPORT``. Afterwards it keeps the tree whole:
+The supervisor owns no model and serves no client. It reserves the frontends' ports first (see
+:mod:`tritium._multiproc.ports`: a taken port is refused, port 0 becomes one port), makes the server's private
+run directory (mode 0700: the executor's socket, the shared memory table, the options), starts the executor and
+waits until its models are loaded (its socket appears), then starts the workers, which join the reserved ports
+with ``SO_REUSEPORT``. Afterwards it keeps the tree whole:
 
 - a worker that dies is started again (the other workers keep serving meanwhile);
 - an executor that dies is started again; until it has reloaded its models the workers report the server
@@ -26,11 +27,14 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from tritium._base.options import ServerOptions
 from tritium._multiproc.child import EXECUTOR_STARTUP_FAILED, OPTIONS_NAME
 from tritium._multiproc.handshake import SOCKET_NAME
+from tritium._multiproc.ports import PortReservation, release_ports, reserve_ports
 from tritium._multiproc.roles import WORKER_STARTUP_FAILED
 from tritium._multiproc.shm_table import create_table
 from tritium._runtime.server import SHUTDOWN_MARGIN_SECS, StartupError
@@ -88,11 +92,13 @@ class _Child:
 
 
 class Supervisor:
-    """Runs a server as one executor and ``workers`` worker processes (see the module docstring)."""
+    """Runs a server as one executor and ``workers`` worker processes (see the module docstring);
+    ``frontends`` are the installed frontends' specs, whose ports it reserves."""
 
-    def __init__(self, options: ServerOptions, workers: int) -> None:
+    def __init__(self, options: ServerOptions, workers: int, frontends: Mapping[str, Any] | None = None) -> None:
         self.options = options
         self.workers = workers
+        self.frontends = dict(frontends or {})
         self._stopping = False
         self._failed = False
         self._stop: asyncio.Event | None = None
@@ -109,16 +115,18 @@ class Supervisor:
                 loop.add_signal_handler(sig, stop.set)
             except (NotImplementedError, RuntimeError):
                 pass
+        ports = reserve_ports(self.frontends, self.options)  # StartupError: a port is taken
         self._run_dir = Path(tempfile.mkdtemp(prefix="tritium-"))
         try:
-            return await self._serve(stop)
+            return await self._serve(stop, ports)
         finally:
             shutil.rmtree(self._run_dir, ignore_errors=True)
+            release_ports(ports)
 
-    async def _serve(self, stop: asyncio.Event) -> int:
+    async def _serve(self, stop: asyncio.Event, ports: list[PortReservation]) -> int:
         assert self._run_dir is not None
         with open(self._run_dir / OPTIONS_NAME, "wb") as file:
-            pickle.dump((self.options, self.workers), file)
+            pickle.dump((self.options, self.workers, {p.frontend: p.port for p in ports}), file)
         create_table(self._run_dir)
         executor = _Child("executor", 0)
         self._children.append(executor)

@@ -36,6 +36,12 @@ class LogSettings:
             "log_format": self.log_format,
         }
 
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> LogSettings:
+        """Settings as :meth:`as_dict` wrote them (in another process: the executor's, for a worker)."""
+        names = {field.name for field in attrs.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in names})
+
     def update(self, settings: Mapping[str, Any]) -> None:
         """Apply ``settings`` (all or nothing); INVALID_ARG names the offending key."""
         staged = attrs.evolve(self)
@@ -73,9 +79,10 @@ class LogSettings:
             return logging.ERROR
         return logging.CRITICAL + 1
 
-    def apply(self) -> None:
+    def apply(self, *, handler_only: bool = False) -> None:
         """Make the settings take effect: on the ``tritium serve`` log handler when there is one (it
-        filters by severity switches and formats lines), else on the ``tritium`` logger's level."""
+        filters by severity switches and formats lines), else (unless ``handler_only``: a worker following
+        the executor's settings in a process that is not ``tritium serve``) on the ``tritium`` logger's level."""
         from tritium._runtime.log_config import TritonLogHandler
 
         handlers = [h for h in logging.getLogger().handlers if isinstance(h, TritonLogHandler)]
@@ -84,7 +91,7 @@ class LogSettings:
                 verbose=self.log_verbose_level, info=self.log_info, warning=self.log_warning,
                 error=self.log_error, log_format=self.log_format,
             )
-        if not handlers:
+        if not handlers and not handler_only:
             logging.getLogger("tritium").setLevel(self.level())
 
 

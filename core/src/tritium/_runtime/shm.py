@@ -58,7 +58,7 @@ class _Region:
     fd: int
 
 
-def _open_object(name: str, key: str) -> int:
+def open_shm_object(name: str, key: str) -> int:
     """A read-write descriptor of shared memory object ``name``; INVALID_ARG when it cannot be one."""
     flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
     try:
@@ -117,7 +117,7 @@ class SharedMemoryRegistry:
                     f"failed to register shared memory region '{name}': {self.max_regions} regions are "
                     "registered already (unregister some first)"
                 )
-            fd = _open_object(object_name, key)
+            fd = open_shm_object(object_name, key)
             try:
                 size = os.fstat(fd).st_size
             except OSError:
@@ -127,6 +127,27 @@ class SharedMemoryRegistry:
                 os.close(fd)
                 raise TritiumError.invalid_arg(f"failed to register shared memory region '{name}': invalid args")
             self._regions[name] = _Region(name, key, offset, byte_size, fd)
+
+    def _adopt(self, name: str, key: str, offset: int, byte_size: int, fd: int) -> bool:
+        """Register an object descriptor opened by the caller (who checked that it is the object the region
+        names); it is owned by the registry from here on. False, and the descriptor closed, when the range no
+        longer fits the object or the name is taken."""
+        with self._lock:
+            try:
+                size = os.fstat(fd).st_size
+            except OSError:
+                size = -1
+            if name in self._regions or byte_size == 0 or offset < 0 or offset + byte_size > size:
+                os.close(fd)
+                return False
+            self._regions[name] = _Region(name, key, offset, byte_size, fd)
+            return True
+
+    def _descriptor(self, name: str) -> int:
+        """The descriptor region ``name`` holds (-1 when there is no such region)."""
+        with self._lock:
+            region = self._regions.get(name)
+            return region.fd if region is not None else -1
 
     def unregister(self, name: str | None = None) -> None:
         """Unregister ``name``, or every region when None (unknown names are not an error, as in Triton)."""

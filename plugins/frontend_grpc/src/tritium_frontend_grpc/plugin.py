@@ -26,6 +26,12 @@ def _create(service: InferenceService, options: Mapping[str, Any]) -> Frontend:
 def tritium_register_frontends() -> list[FrontendSpec]:
     return [
         FrontendSpec(
-            name="grpc", factory=_create, options=OPTIONS, enable_flag="--allow-grpc", reuse_port_option="reuse_port"
+            name="grpc",
+            factory=_create,
+            options=OPTIONS,
+            enable_flag="--allow-grpc",
+            reuse_port_option="reuse_port",
+            address_option="address",
+            port_option="port",
         )
     ]

@@ -99,6 +99,8 @@ def tritium_register_frontends() -> list[FrontendSpec]:
             enable_flag="--allow-http",
             enabled_by_default=True,
             reuse_port_option="reuse_port",
+            address_option="address",
+            port_option="port",
         )
     ]
 
