@@ -28,6 +28,14 @@ BENCHMARKS = (
     ("TensorFlow backend", [str(HERE / "tf_backend.py")]),
     ("PyTorch backend, MLP hidden 1024", [str(HERE / "torch_batching.py"), "--hidden", "1024", "--section", "mlp1024"]),
     ("PyTorch backend, MLP hidden 4096", [str(HERE / "torch_batching.py"), "--hidden", "4096", "--section", "mlp4096"]),
+    (
+        "PyTorch backend, MLP hidden 8192, one single-threaded instance per core",
+        [
+            str(HERE / "torch_batching.py"), "--hidden", "8192", "--section", "mlp8192", "--repeats", "5",
+            "--instances", str(os.cpu_count() or 1), "--parameter", "INTRA_OP_THREAD_COUNT=1",
+            "--max-queue-delay-us", "20000",
+        ],
+    ),
 )
 
 
