@@ -393,12 +393,17 @@ def test_a_model_that_runs_in_the_workers_keeps_one_set_of_statistics(tmp_path: 
             http_infer(serve.http_url, "tiny", 1.0)
 
 
+def _tritium_command(*args: str) -> list[str]:
+    import sys
+
+    return [str(Path(sys.executable).parent / "tritium"), "serve", "--plugin=tritium.testing.fakes", *args]
+
+
 def test_a_frontend_that_cannot_start_stops_the_server_with_its_reason(tmp_path: Path) -> None:
     """A port held by another process: every worker would fail again, so the server exits 1 saying why, as a
     single process does (instead of restarting workers forever)."""
     import socket
     import subprocess
-    import sys
 
     write_identity_model(tmp_path, "m")
     holder = socket.socket()
@@ -407,17 +412,14 @@ def test_a_frontend_that_cannot_start_stops_the_server_with_its_reason(tmp_path:
     port = holder.getsockname()[1]
     try:
         done = subprocess.run(
-            [
-                str(Path(sys.executable).parent / "tritium"),
-                "serve",
-                "--plugin=tritium.testing.fakes",
+            _tritium_command(
                 f"--model-repository={tmp_path}",
                 f"--workers={WORKERS}",
                 "--allow-grpc=false",
                 "--allow-metrics=false",
                 "--http-address=127.0.0.1",
                 f"--http-port={port}",
-            ],
+            ),
             capture_output=True,
             text=True,
             timeout=90,
@@ -427,12 +429,6 @@ def test_a_frontend_that_cannot_start_stops_the_server_with_its_reason(tmp_path:
     assert done.returncode == 1, done.stderr
     assert "tritium serve: error:" in done.stderr
     assert done.stderr.count("tritium serve: error:") == 1
-
-
-def _tritium_command(*args: str) -> list[str]:
-    import sys
-
-    return [str(Path(sys.executable).parent / "tritium"), "serve", "--plugin=tritium.testing.fakes", *args]
 
 
 def test_a_second_server_on_the_port_is_refused_and_the_first_keeps_all_its_traffic(server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

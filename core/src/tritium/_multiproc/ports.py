@@ -24,10 +24,9 @@ from tritium._runtime.server import StartupError, component_options
 
 @attrs.define(slots=True)
 class PortReservation:
-    """The port of frontend ``frontend`` (its option ``port_option``), held by ``holder``."""
+    """The port of frontend ``frontend``, held by ``holder``."""
 
     frontend: str
-    port_option: str
     port: int
     holder: socket.socket
 
@@ -49,7 +48,7 @@ def reserve_ports(frontends: Mapping[str, Any], options: ServerOptions) -> list[
             resolved = component_options(spec.options, given)
             address, port = str(resolved[address_option]), int(resolved[port_option])
             holder = _reserve(address, port, shared=bool(resolved.get(reuse)))
-            reservations.append(PortReservation(name, port_option, int(holder.getsockname()[1]), holder))
+            reservations.append(PortReservation(name, int(holder.getsockname()[1]), holder))
     except BaseException:
         release_ports(reservations)
         raise

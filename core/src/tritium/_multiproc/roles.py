@@ -91,7 +91,7 @@ def _frontend_options(worker_index: int, workers: int, ports: Mapping[str, int])
             return resolved if worker_index == 0 else None
         if workers > 1:
             resolved[option] = True
-        if spec.name in ports and getattr(spec, "port_option", None):
+        if spec.name in ports:  # reserved through the spec's port_option
             resolved[spec.port_option] = ports[spec.name]
         return resolved
 

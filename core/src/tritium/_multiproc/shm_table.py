@@ -164,7 +164,6 @@ class SharedRegistry(SharedMemoryRegistry):
             self._fd = -1
 
 
-
 def _object_identity(fd: int) -> tuple[int, int]:
     """(device, inode) of an open object; (-1, -1) when it cannot be read."""
     try:
