@@ -42,6 +42,9 @@ test: install examples prometheus
 	# The HTTP tests again on aiohttp's plain path (the fast path switched off), which other aiohttp versions get.
 	TRITIUM_HTTP_PLAIN=1 $(PY) -m pytest -q -n 2 --dist loadfile plugins/frontend_http tests/test_http_infer.py \
 		tests/test_http_admin.py tests/test_http_tls_e2e.py
+	# The gRPC tests again on the grpcio transport (--grpc-transport=grpcio, the alternative to the native one).
+	TRITIUM_TEST_GRPC_TRANSPORT=grpcio $(PY) -m pytest -q -n 2 --dist loadfile plugins/frontend_grpc \
+		tests/test_grpc_e2e.py tests/test_grpc_stream_e2e.py tests/test_grpc_security_e2e.py
 	# The protocol end-to-end tests again with two worker processes and the executor (tritium serve --workers 2):
 	# multi-process mode must answer exactly like one process.
 	TRITIUM_TEST_WORKERS=2 $(PY) -m pytest -q -n 2 --dist loadfile tests/test_http_infer.py tests/test_grpc_e2e.py \

@@ -75,6 +75,11 @@ class TritiumServe:
         # end-to-end suites with 2: multi-process mode must behave exactly like one process).
         if "--workers" not in given:
             flags.append(f"--workers={os.environ.get('TRITIUM_TEST_WORKERS', '1')}")
+        # TRITIUM_TEST_GRPC_TRANSPORT serves gRPC with that transport (make test reruns the gRPC suites on
+        # grpcio, the alternative to the default native transport).
+        transport = os.environ.get("TRITIUM_TEST_GRPC_TRANSPORT")
+        if transport and "--grpc-transport" not in given:
+            flags.append(f"--grpc-transport={transport}")
         # --plugin loads modules no entry point installs, e.g. the kernel's tritium.testing.fakes backends.
         plugin_flags = [f"--plugin={module}" for module in extra_plugins]
         command = [str(Path(sys.executable).parent / "tritium"), "serve", *plugin_flags, *flags]

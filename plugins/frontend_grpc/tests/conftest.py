@@ -14,6 +14,7 @@ It is the kit's :class:`tritium.testing.service.ReferenceService` with these two
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -58,7 +59,8 @@ async def make_frontend() -> AsyncIterator[Any]:
     started: list[Any] = []
 
     async def make(service: InferenceService, **options: Any) -> Any:
-        frontend = create_frontend(service, {"address": "127.0.0.1", "port": 0, **options})
+        transport = os.environ.get("TRITIUM_TEST_GRPC_TRANSPORT", "native")
+        frontend = create_frontend(service, {"address": "127.0.0.1", "port": 0, "transport": transport, **options})
         await frontend.start()
         started.append(frontend)
         return frontend

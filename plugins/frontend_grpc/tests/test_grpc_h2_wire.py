@@ -181,11 +181,6 @@ async def test_a_short_non_http2_preface_is_refused_at_once(port: int) -> None:
         await peer.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_h2.py _receive accepts any frame after the preface; RFC 9113 3.4: the preface MUST be followed by "
-    "SETTINGS, otherwise a connection error PROTOCOL_ERROR",
-)
 async def test_a_preface_not_followed_by_settings_gets_protocol_error(port: int) -> None:
     peer = await Peer.open(port, PREFACE + frame(PING, 0, 0, b"no-setts"))
     try:
@@ -428,11 +423,6 @@ async def test_a_frame_between_headers_and_continuation_gets_protocol_error(peer
     assert (await peer.goaway_then_close())[0] == PROTOCOL_ERROR
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_native.py GrpcConnection.stream_started indexes name[0]: an empty header name raises IndexError, "
-    "the connection ends with GOAWAY INTERNAL_ERROR and a logged traceback instead of a malformed-request error",
-)
 async def test_an_empty_header_name_is_a_malformed_request_not_an_internal_error(
     peer: Peer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -447,11 +437,6 @@ async def test_an_empty_header_name_is_a_malformed_request_not_an_internal_error
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_native.py GrpcCall.feed credits every byte of a unary call and queues every message until END_STREAM: "
-    "a client that never half-closes streams unbounded data into server memory",
-)
 async def test_a_unary_call_does_not_buffer_unbounded_request_data(peer: Peer) -> None:
     """Past the first request message a unary call has nothing to read: the server must not keep opening the
     stream's window (grpc-core leaves the extra messages unread, so flow control stops the client) or must

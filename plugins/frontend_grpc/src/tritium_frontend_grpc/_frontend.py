@@ -105,15 +105,24 @@ class GrpcFrontend(Frontend):
         self._service = service
         self.settings = settings
         self._servicer = GrpcServicer(service, settings)
-        self._server: grpc.aio.Server | None = None
+        self._server: Any = None
+        """The grpc.aio server or the native transport's server (both stop with ``stop(grace)``)."""
         self.port = settings.port
         """The bound port (the OS-chosen one when the option is 0), known after :meth:`start`."""
 
     async def start(self) -> None:
-        from grpc_reflection.v1alpha import reflection
-
         if self._server is not None:
             return  # already serving
+        if self.settings.transport == "native":
+            await self._start_native()
+        else:
+            await self._start_grpcio()
+        self._servicer.accepting = True
+        _log.info("Started GRPCInferenceService at %s:%d", self.settings.address, self.port)
+
+    async def _start_grpcio(self) -> None:
+        from grpc_reflection.v1alpha import reflection
+
         settings = self.settings
         credentials = server_credentials(settings) if settings.use_ssl else None
         server = grpc.aio.server(options=channel_options(settings))
@@ -132,10 +141,38 @@ class GrpcFrontend(Frontend):
         if port == 0:
             raise OSError(f"Socket '{address}' already in use ")
         await server.start()
-        self._servicer.accepting = True
         self._server = server
         self.port = port
-        _log.info("Started GRPCInferenceService at %s:%d", settings.address, port)
+
+    async def _start_native(self) -> None:
+        from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
+        from grpc_reflection.v1alpha._async import ReflectionServicer
+
+        from tritium_frontend_grpc._native import NativeServer, listening_socket, tls_context
+
+        settings = self.settings
+        context = None
+        if settings.use_ssl:
+            server_credentials(settings)  # the same checks and messages as the grpcio transport
+            try:
+                context = tls_context(settings)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"cannot use the gRPC TLS certificate or key: {exc}") from None
+        server = NativeServer(settings)
+        server.add_generic_rpc_handlers(self._servicer.generic_handlers())
+        server.add_eager_unary(f"/{SERVICE_NAME}/ModelInfer", self._servicer.model_infer_now)
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+            ReflectionServicer((SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), pool=reflection_pool()),
+            server,
+        )
+        address = f"{_host(settings.address)}:{settings.port}"
+        try:
+            sock = listening_socket(settings.address, settings.port, settings.reuse_port)
+        except OSError:
+            raise OSError(f"Socket '{address}' already in use ") from None
+        await server.start(sock, context)
+        self._server = server
+        self.port = sock.getsockname()[1]
 
     async def stop(self) -> None:
         server, self._server = self._server, None

@@ -22,6 +22,7 @@ RESTRICTED_CATEGORIES = protocol.RESTRICTED_CATEGORIES
 
 RESTRICTED_HEADER_PREFIX = "triton-grpc-protocol-"
 COMPRESSION_LEVELS = ("none", "low", "medium", "high")
+TRANSPORTS = ("native", "grpcio")
 
 OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("port", int, 8001, "The port for the server to listen on for GRPC requests.", "--grpc-port"),
@@ -143,6 +144,15 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "--grpc-max-message-size",
     ),
     OptionSpec(
+        "transport",
+        str,
+        "native",
+        "Tritium's own: how gRPC is served. native: this plugin's HTTP/2 implementation on the event loop "
+        "(fastest); grpcio: grpc.aio (grpc-core).",
+        "--grpc-transport",
+        choices=TRANSPORTS,
+    ),
+    OptionSpec(
         "infer_thread_count",
         int,
         2,
@@ -193,6 +203,7 @@ class GrpcSettings:
     max_connection_age_grace_ms: int = 0
     max_response_pool_size: int = INT32_MAX
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    transport: str = "native"
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> GrpcSettings:
@@ -220,6 +231,9 @@ class GrpcSettings:
             pattern = re.compile(pattern_text, re.IGNORECASE) if pattern_text else None
         except re.error as exc:
             raise ConfigError(f"invalid --grpc-header-forward-pattern '{pattern_text}': {exc}") from None
+        transport = str(get("transport")).lower()
+        if transport not in TRANSPORTS:
+            raise ConfigError(f"invalid --grpc-transport '{transport}': choose one of {', '.join(TRANSPORTS)}")
         port = int(get("port"))
         if not 0 <= port <= 65535:
             raise ConfigError(f"invalid --grpc-port {port}")
@@ -246,6 +260,7 @@ class GrpcSettings:
             max_connection_age_grace_ms=int(get("max_connection_age_grace")),
             max_response_pool_size=pool,
             max_message_size=max_message,
+            transport=transport,
         )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2
 
-from tritium import InferenceService, ServiceCapability, StatusCode, TritiumError
+from tritium import InferenceResponse, InferenceService, ServiceCapability, StatusCode, TritiumError
 from tritium_frontend_grpc import _control
 from tritium_frontend_grpc._codec import request_from_proto, response_to_proto
 from tritium_frontend_grpc._errors import as_tritium_error, grpc_status
@@ -126,6 +126,7 @@ class GrpcServicer:
         self._compression = _COMPRESSION.get(settings.compression_level)
         self._pool_size = settings.max_response_pool_size if settings.max_response_pool_size < INT32_MAX else 0
         self._readers: set[asyncio.Task[None]] = set()
+        self._infer_restriction = settings.restrictions.get("inference")
         self.accepting = True
 
     @staticmethod
@@ -151,12 +152,12 @@ class GrpcServicer:
                 )
             else:
                 if rpc == "ModelInfer":
-                    deserializer = parse_infer_request  # ModelInfer answers Malformed itself (hot path)
+                    deserializer = parse_infer_request  # ModelInfer answers Malformed and restrictions itself
                 else:
                     deserializer = tolerant_deserializer(request_cls)
                     method = _rejecting_malformed(method)
-                if restriction is not None:
-                    method = _restricted_unary(method, restriction)
+                    if restriction is not None:
+                        method = _restricted_unary(method, restriction)
                 handlers[rpc] = grpc.unary_unary_rpc_method_handler(
                     method,
                     request_deserializer=deserializer,
@@ -347,25 +348,56 @@ class GrpcServicer:
 
     # ---------------------------------------------------------------------------------- inference
     async def ModelInfer(self, call: InferCall | Malformed, context: grpc.aio.ServicerContext) -> Any:
+        """grpc.aio's ModelInfer: :meth:`model_infer_now`, awaited when the data plane answers later."""
+        result = self.model_infer_now(call, context)
+        if hasattr(result, "__await__"):
+            result = await result
+        if context.code() in (None, grpc.StatusCode.OK) and self._compression is not None:
+            await context.send_initial_metadata(())  # grpc.aio compresses only once headers are sent explicitly
+        return result
+
+    def model_infer_now(self, call: InferCall | Malformed, context: Any) -> Any:
+        """ModelInfer, answered on the spot when the data plane can (the native transport's eager method): the
+        response message (an error sets the context's status), or an awaitable of it."""
+        restriction = self._infer_restriction
+        if restriction is not None:
+            refused = _restriction_error(context, restriction)
+            if refused is not None:
+                return _fail(context, refused)
         if type(call) is Malformed:
             return _fail(context, TritiumError.invalid_arg(call.message))
         msg = call.msg
         try:
             forwarded = forwarded_headers(self._forward, context.invocation_metadata()) if self._forward else None
             request, shm_outputs = request_from_proto(msg, self._shm, forwarded, call.raw)
-            response = await self._service.infer(request)
+            result = self._service.infer_nowait(request)
+            if type(result) is not InferenceResponse:
+                return self._infer_later(result, msg, shm_outputs, context)
+            out = response_to_proto(result, pb.ModelInferResponse(), self._shm, shm_outputs)
+        except Exception as exc:
+            return self._infer_failed(exc, msg, context)
+        if self._compression is not None:
+            context.set_compression(self._compression)
+        return out
+
+    async def _infer_later(self, pending: Any, msg: Any, shm_outputs: Any, context: Any) -> Any:
+        try:
+            response = await pending
             out = response_to_proto(response, pb.ModelInferResponse(), self._shm, shm_outputs)
         except Exception as exc:
-            error = as_tritium_error(exc)
-            if error.code is StatusCode.UNSUPPORTED and self._decoupled(msg):
-                error = TritiumError.unsupported(DECOUPLED_MESSAGE)
-            # Break the cycle error -> traceback -> this frame -> error, which would keep the request (its
-            # tensors may be large) alive until a garbage collection runs.
-            error.__traceback__ = None
-            return _fail(context, error)
+            return self._infer_failed(exc, msg, context)
         if self._compression is not None:
-            await self._compress(context)
+            context.set_compression(self._compression)
         return out
+
+    def _infer_failed(self, exc: Exception, msg: Any, context: Any) -> Any:
+        error = as_tritium_error(exc)
+        if error.code is StatusCode.UNSUPPORTED and self._decoupled(msg):
+            error = TritiumError.unsupported(DECOUPLED_MESSAGE)
+        # Break the cycle error -> traceback -> this frame -> error, which would keep the request (its
+        # tensors may be large) alive until a garbage collection runs.
+        error.__traceback__ = None
+        return _fail(context, error)
 
     async def _compress(self, context: grpc.aio.ServicerContext) -> None:
         """Compress this call's responses; grpc.aio applies a per-call algorithm only once the initial

@@ -1,0 +1,191 @@
+"""Transport behaviour of the gRPC frontend that the RPC tests do not reach: deadlines, client cancellation,
+compressed requests, binary metadata, large messages both ways, shutdown with unary calls in flight, and the
+native transport's keepalive pings and maximum connection age. Every test that does not look at raw frames
+runs against the transport the suite is configured with (``TRITIUM_TEST_GRPC_TRANSPORT``, native by
+default; ``make test`` reruns this file on grpcio) through a real grpc.aio client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+import time
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+from tritonclient.grpc import service_pb2 as pb
+
+pytestmark = pytest.mark.timeout(60)
+
+SERVICE = "/inference.GRPCInferenceService"
+NATIVE = os.environ.get("TRITIUM_TEST_GRPC_TRANSPORT", "native") == "native"
+
+
+def _infer_request(array: np.ndarray, delay_ms: int = 0) -> pb.ModelInferRequest:
+    request = pb.ModelInferRequest(model_name="echo")
+    request.inputs.add(name="INPUT0", datatype="FP32", shape=list(array.shape))
+    request.raw_input_contents.append(array.tobytes())
+    if delay_ms:
+        request.parameters["delay_ms"].int64_param = delay_ms
+    return request
+
+
+def _unary(channel: grpc.aio.Channel, method: str = "ModelInfer", response: Any = pb.ModelInferResponse) -> Any:
+    return channel.unary_unary(
+        f"{SERVICE}/{method}",
+        request_serializer=lambda m: m.SerializeToString(),
+        response_deserializer=response.FromString,
+    )
+
+
+def _output(response: pb.ModelInferResponse) -> np.ndarray:
+    shape = list(response.outputs[0].shape)
+    return np.frombuffer(response.raw_output_contents[0], dtype=np.float32).reshape(shape)
+
+
+async def test_deadline_exceeded_ends_the_call_and_the_server_keeps_serving(served: tuple[Any, Any]) -> None:
+    _, frontend = served
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{frontend.port}") as channel:
+        infer = _unary(channel)
+        started = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await infer(_infer_request(np.ones((1, 4), np.float32), delay_ms=5000), timeout=0.3)
+        assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        assert time.monotonic() - started < 3
+        x = np.arange(8, dtype=np.float32).reshape(2, 4)
+        assert np.array_equal(_output(await infer(_infer_request(x), timeout=10)), x)
+
+
+async def test_client_cancellation_leaves_the_connection_usable(served: tuple[Any, Any]) -> None:
+    _, frontend = served
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{frontend.port}") as channel:
+        infer = _unary(channel)
+        call = infer(_infer_request(np.ones((1, 4), np.float32), delay_ms=5000))
+        await asyncio.sleep(0.2)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        x = np.full((3, 4), 7, dtype=np.float32)
+        assert np.array_equal(_output(await infer(_infer_request(x), timeout=10)), x)
+
+
+@pytest.mark.parametrize("compression", [grpc.Compression.Gzip, grpc.Compression.Deflate])
+async def test_compressed_requests_are_inflated(served: tuple[Any, Any], compression: grpc.Compression) -> None:
+    _, frontend = served
+    x = np.zeros((256, 256), dtype=np.float32)
+    x[::7] = 3.5
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{frontend.port}", compression=compression) as channel:
+        assert np.array_equal(_output(await _unary(channel)(_infer_request(x), timeout=10)), x)
+
+
+async def test_compressed_request_larger_than_the_limit_once_inflated(
+    echo_service: Any, make_frontend: Any
+) -> None:
+    """A small compressed message that inflates beyond --grpc-max-message-size is refused, not inflated."""
+    frontend = await make_frontend(echo_service, max_message_size=1 << 20)
+    x = np.zeros((1024, 1024), dtype=np.float32)  # 4 MiB of zeros: a few KiB gzipped
+    async with grpc.aio.insecure_channel(
+        f"127.0.0.1:{frontend.port}", compression=grpc.Compression.Gzip
+    ) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await _unary(channel)(_infer_request(x), timeout=10)
+        assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_large_messages_cross_the_flow_control_windows(echo_service: Any, make_frontend: Any) -> None:
+    """40 MiB each way: several times every HTTP/2 window of both sides."""
+    frontend = await make_frontend(echo_service)
+    x = np.random.default_rng(1).random((10, 1024, 1024), dtype=np.float32)
+    options = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{frontend.port}", options=options) as channel:
+        infer = _unary(channel)
+        results = await asyncio.gather(*(infer(_infer_request(x), timeout=30) for _ in range(2)))
+        for result in results:
+            assert np.array_equal(_output(result), x)
+
+
+async def test_binary_and_text_metadata_reach_forwarding(echo_service: Any, make_frontend: Any) -> None:
+    frontend = await make_frontend(echo_service, header_forward_pattern="^x-")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{frontend.port}") as channel:
+        response = await _unary(channel)(
+            _infer_request(np.ones((1, 4), np.float32)), metadata=(("x-trace", "abc"),), timeout=10
+        )
+    assert response.parameters["x-trace"].string_param == "abc"
+
+
+async def test_stop_lets_unary_calls_in_flight_finish(echo_service: Any, make_frontend: Any) -> None:
+    frontend = await make_frontend(echo_service)
+    x = np.ones((1, 4), np.float32)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{frontend.port}") as channel:
+        call = _unary(channel)(_infer_request(x, delay_ms=500), timeout=20)
+        await asyncio.sleep(0.2)
+        stopping = asyncio.ensure_future(frontend.stop())
+        assert np.array_equal(_output(await call), x)
+        await asyncio.wait_for(stopping, 10)
+
+
+# --------------------------------------------------------------------------- native transport frames
+async def _read_frames(reader: asyncio.StreamReader, until: Any, timeout: float = 5.0) -> list[tuple[int, int, bytes]]:
+    frames: list[tuple[int, int, bytes]] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        head = await asyncio.wait_for(reader.readexactly(9), max(0.01, deadline - time.monotonic()))
+        length = int.from_bytes(head[:3], "big")
+        payload = await asyncio.wait_for(reader.readexactly(length), max(0.01, deadline - time.monotonic()))
+        frames.append((head[3], head[4], payload))
+        if until(frames):
+            return frames
+
+
+async def _h2_connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+    await writer.drain()
+    return reader, writer
+
+
+@pytest.mark.skipif(not NATIVE, reason="raw frames of the native transport")
+async def test_native_keepalive_pings_and_closes_when_unanswered(echo_service: Any, make_frontend: Any) -> None:
+    frontend = await make_frontend(
+        echo_service, keepalive_time=200, keepalive_timeout=300, keepalive_permit_without_calls=True,
+        http2_max_pings_without_data=0,
+    )
+    reader, writer = await _h2_connect(frontend.port)
+    try:
+        frames = await _read_frames(reader, lambda fs: any(kind == 6 and not flags & 1 for kind, flags, _ in fs))
+        ping = next(payload for kind, flags, payload in frames if kind == 6 and not flags & 1)
+        writer.write(struct.pack(">I", 8)[1:] + bytes((6, 1)) + b"\0\0\0\0" + ping)  # answered: stays open
+        await writer.drain()
+        await _read_frames(reader, lambda fs: any(kind == 6 and not flags & 1 for kind, flags, _ in fs))
+        # Not answered this time: the connection is closed after the keepalive timeout.
+        started = time.monotonic()
+        await asyncio.wait_for(_until_eof(reader), 5)
+        assert time.monotonic() - started < 3
+    finally:
+        writer.close()
+
+
+async def _until_eof(reader: asyncio.StreamReader) -> None:
+    while await reader.read(65536):
+        pass
+
+
+@pytest.mark.skipif(not NATIVE, reason="raw frames of the native transport")
+async def test_native_max_connection_age_sends_goaway(echo_service: Any, make_frontend: Any) -> None:
+    frontend = await make_frontend(echo_service, max_connection_age=200, max_connection_age_grace=200)
+    reader, writer = await _h2_connect(frontend.port)
+    try:
+        frames = await _read_frames(reader, lambda fs: any(kind == 7 for kind, _, _ in fs))
+        goaway = next(payload for kind, _, payload in frames if kind == 7)
+        assert struct.unpack(">II", goaway[:8])[1] == 0  # NO_ERROR: a graceful end
+        await asyncio.wait_for(_until_eof(reader), 5)
+    finally:
+        writer.close()
+    # A channel reconnects after the GOAWAY and keeps working.
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{frontend.port}") as channel:
+        x = np.ones((1, 4), np.float32)
+        for _ in range(3):
+            assert np.array_equal(_output(await _unary(channel)(_infer_request(x), timeout=10)), x)
+            await asyncio.sleep(0.25)
