@@ -20,10 +20,10 @@ Every server loads the same two models and stays up for the whole run; each poin
 3. **Scaling**: ``--workers N`` for every N of ``--workers-list`` (default: 1, 2, 4, ... up to the usable
    cores, at least 1 and 2) on both models, at ``--scaling-concurrency``.
 
-Servers: **default** (``tritium serve`` without ``--workers``: one worker per usable core plus the model
-executor), **local** (the same, tiny model only, its config with ``tritium_run_in_workers``: each worker runs
-its own copy, no hop; ``--no-local`` skips it), **w1** (``--workers 1``: today's single process), **wN**
-(scaling) and **triton** (real Triton
+Servers: **default** (``tritium serve`` without ``--workers``: whatever the shipped default is, today one
+process), **local** (``--workers 0``: one worker per usable core plus the model executor, tiny model only, its
+config with ``tritium_run_in_workers``: each worker runs its own copy, no hop; ``--no-local`` skips it),
+**w1** (``--workers 1``: the single process, stated explicitly), **wN** (scaling) and **triton** (real Triton
 2.51 from ``--triton VENV``, default ``$TRITIUM_BENCH_TRITON`` or /tmp/triton-ref, prepared as
 ../shared/reference/real-triton.md says; it has only the Python backend, so both models run there as
 Python-backend twins running the same .onnx files with onnxruntime, bench/_triton.py).
@@ -215,7 +215,7 @@ class Server:
     grpc_port: int
     process: subprocess.Popen[bytes]
     log: Path
-    workers: int | None  # 0: one worker per usable core ("default" in the tables); None for Triton
+    workers: int | None  # None: no --workers flag (the shipped default, "default" in the tables) or Triton
 
 
 def start_tritium(name: str, repo: Path, workers: int | None, directory: Path) -> Server:
@@ -243,9 +243,9 @@ def start_tritium(name: str, repo: Path, workers: int | None, directory: Path) -
 
 
 def start_servers(args: argparse.Namespace, tritium_repo: Path, triton_repo: Path, directory: Path) -> list[Server]:
-    servers = [start_tritium(DEFAULT, tritium_repo, 0, directory), start_tritium(W1, tritium_repo, 1, directory)]
+    servers = [start_tritium(DEFAULT, tritium_repo, None, directory), start_tritium(W1, tritium_repo, 1, directory)]
     if "tiny" in args.parts and not args.no_local:
-        servers.append(start_tritium(LOCAL, tritium_repo.with_name("models-local"), 0, directory))
+        servers.append(start_tritium(LOCAL, tritium_repo.with_name("models-local"), 0, directory))  # all cores
     if "scaling" in args.parts:
         servers += [start_tritium(f"w{n}", tritium_repo, n, directory) for n in args.workers_list if n != 1]
     if args.triton is not None:
@@ -508,10 +508,11 @@ def render(runs: list[Run], args: argparse.Namespace, servers: list[Server], not
         f"{cores} usable cores (os.cpu_count {os.cpu_count()}), shared by every server, the load generator and "
         f"other users of the machine. Servers up together for the whole run; {args.repeats} repeats of "
         f"{args.duration:g} s per point (gRPC after {args.warmup:g} s warm-up), server order rotated per repeat, "
-        f"medians. **default**: `tritium serve --workers 0`, one worker per usable core ({default_workers} worker "
-        "processes + the model executor here; the process model's intended default, `--workers 1` ships for "
-        "now); **local**: the same with `tritium_run_in_workers` in the tiny model's config; "
-        "**w1**: `--workers 1` (one process); **triton**: real Triton 2.51, both models "
+        "medians. **default**: `tritium serve` with no `--workers` flag, the shipped default (one process, "
+        "gRPC on the native transport); **local**: `--workers 0`, one worker per usable core "
+        f"({default_workers} worker processes + the model executor here), with `tritium_run_in_workers` in the "
+        "tiny model's config; **w1**: `--workers 1` (one process, stated explicitly); **wN** in the scaling "
+        "table: `--workers N`; **triton**: real Triton 2.51, both models "
         "as Python-backend twins running the same .onnx with onnxruntime. Load generators with "
         f"{args.client_threads} thread(s) each. HTTP JSON: wrk, connections = concurrency. gRPC raw: h2load "
         "`-c <concurrency> -m 1`, one HTTP/2 connection per client "
@@ -703,15 +704,15 @@ def _median(values: list[float]) -> float:
 
 
 READING = """Reading. On this machine the servers and the load generator share the same cores, so a server's req/s is
-bounded by its CPU per request (table above), not by how many processes it runs. `--workers 1` serves the tiny
-model over HTTP on its fast path (frontend and model in one event loop, no thread hop), which is the cheapest
-in CPU of the three; the default mode spends more CPU per request because every request crosses to the model
-executor and back (two channel messages, two wake-ups of another process), and on 2 busy cores each wake-up
-can wait for a core, which is what the concurrency-1 latency shows. The multi-process mode gains where a single
-process leaves a core idle: gRPC (whose per-message cost in grpc.aio fills one core at ~300 us/req) and
-batched models, whose model work moves to the executor. Triton's numbers come from C++ frontends and its
-Python backend stub (a separate process per model instance). On a machine with idle cores (16 on the GPU
-host) the bound becomes cores / CPU per request and the scaling table is the one to read."""
+bounded by its CPU per request (table above), not by how many processes it runs. The default (one process)
+serves the tiny model over HTTP on its fast path and over gRPC on the native transport (the plugin's own
+HTTP/2 on the event loop, ModelInfer answered on the spot): both cost about 55-70 us of server CPU per request,
+against ~300 us/req when gRPC ran on grpc.aio. Worker processes (`--workers N`, `local`) spend more CPU per
+request: every request crosses to the model executor and back (two channel messages, two wake-ups of another
+process), and on 2 busy cores each wake-up can wait for a core, which is what their concurrency-1 latency
+shows. Triton's numbers come from C++ frontends and its Python backend stub (a separate process per model
+instance). On a machine with idle cores (16 on the GPU host) the bound becomes cores / CPU per request and the
+scaling table is the one to read."""
 
 
 def usable_cores() -> int:
