@@ -645,6 +645,7 @@ class GrpcConnection(H2Protocol):
 
     def send_headers(self, stream: H2Stream, block: bytes, end: bool) -> None:
         self._pings_without_data = 0
+        self._ping_strikes = 0  # as gRPC core: the server sending headers or data forgives the client's pings
         super().send_headers(stream, block, end)
 
     def _too_old(self) -> None:
