@@ -189,3 +189,29 @@ async def test_native_max_connection_age_sends_goaway(echo_service: Any, make_fr
         for _ in range(3):
             assert np.array_equal(_output(await _unary(channel)(_infer_request(x), timeout=10)), x)
             await asyncio.sleep(0.25)
+
+
+@pytest.mark.skipif(not NATIVE, reason="the native transport's handshake timeout")
+async def test_native_closes_connections_that_never_start(
+    echo_service: Any, make_frontend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tritium_frontend_grpc import _native
+
+    monkeypatch.setattr(_native, "HANDSHAKE_TIMEOUT_SECONDS", 0.3)
+    frontend = await make_frontend(echo_service)
+    silent_reader, silent = await asyncio.open_connection("127.0.0.1", frontend.port)
+    half_reader, half = await asyncio.open_connection("127.0.0.1", frontend.port)
+    half.write(b"PRI * HTTP/2.0\r\n")  # half a preface, then nothing
+    started_reader, started = await _h2_connect(frontend.port)
+    try:
+        await asyncio.wait_for(_until_eof(silent_reader), 5)
+        await asyncio.wait_for(_until_eof(half_reader), 5)
+        # The connection that completed its handshake stays open past the timeout.
+        await asyncio.sleep(0.5)
+        started.write(struct.pack(">I", 8)[1:] + bytes((6, 0)) + b"\0\0\0\0" + b"stillup!")
+        await started.drain()
+        frames = await _read_frames(started_reader, lambda fs: any(kind == 6 and flags & 1 for kind, flags, _ in fs))
+        assert any(payload == b"stillup!" for kind, _, payload in frames if kind == 6)
+    finally:
+        for writer in (silent, half, started):
+            writer.close()

@@ -133,6 +133,11 @@ class H2Protocol(asyncio.Protocol):
         self._flush_scheduled = False
         self._first_block = True
 
+    @property
+    def handshake_done(self) -> bool:
+        """Whether the client sent the connection preface and its first SETTINGS."""
+        return self._settings_seen
+
     # ------------------------------------------------------------------------------- hooks (override)
     def stream_started(self, stream: H2Stream, headers: list[tuple[str, str]], fits: bool, end: bool) -> None:
         """A request's headers arrived (``fits``: within :data:`MAX_HEADER_LIST_SIZE`)."""

@@ -51,6 +51,9 @@ _RESERVED = frozenset(("te", "content-type", "grpc-timeout", "grpc-encoding", "g
 _QUEUED_MESSAGES_CREDITED = 64
 """Stream messages the handler has not taken yet beyond which the client's window is no longer reopened."""
 _MAX_DETAILS = 4096
+HANDSHAKE_TIMEOUT_SECONDS = 120.0
+"""How long a new connection may take to send the HTTP/2 preface and SETTINGS (gRPC core's default server
+handshake timeout); idle sockets that never start cannot pile up."""
 
 _STATUS_200 = b"\x88"  # indexed :status 200
 _CONTENT_TYPE = encode_literal("content-type", "application/grpc")
@@ -540,6 +543,7 @@ class GrpcConnection(H2Protocol):
             self._timers.append(loop.call_later(settings.keepalive_time_ms / 1000, self._keepalive))
         if settings.max_connection_age_ms > 0:
             self._timers.append(loop.call_later(settings.max_connection_age_ms / 1000, self._too_old))
+        self._timers.append(loop.call_later(HANDSHAKE_TIMEOUT_SECONDS, self._handshake_expired))
         if self.server.stopping:
             self.send_goaway()
 
@@ -604,6 +608,11 @@ class GrpcConnection(H2Protocol):
 
     def connection_idle(self) -> None:
         if self.server.stopping or self._goaway_sent or self._peer_goaway:
+            self.close()
+
+    def _handshake_expired(self) -> None:
+        """A connection that has not sent the HTTP/2 preface and SETTINGS by now never will: close it."""
+        if not self.handshake_done:
             self.close()
 
     # ------------------------------------------------------------------------- keepalive and age
