@@ -3,7 +3,6 @@ through ``pb_utils.Tensor`` and through the stub channel's shared memory and bac
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import ml_dtypes
@@ -13,7 +12,7 @@ import triton_python_backend_utils as pb_utils
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from tritium_backend_python._channel import Channel
+from tritium_backend_python._channel import Channel, connected_channels
 from tritium_backend_python._convert import outputs_from_wire, wire_tensor
 from tritium_backend_python._runner import tensor_from_wire, tensor_to_wire
 
@@ -56,8 +55,7 @@ def same(a: np.ndarray, b: np.ndarray) -> bool:
 @pytest.fixture
 def channel_pair() -> Iterator[tuple[Channel, Channel]]:
     """(server end, stub end) of a real channel, as the backend sets them up."""
-    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    server, stub = Channel(left, copy_received=True), Channel(right, copy_received=False)
+    server, stub = connected_channels()
     yield server, stub
     server.close()
     stub.close()

@@ -19,7 +19,7 @@ from tritium_backend_python._inprocess import InProcessInstance
 from tritium_backend_python._isolated import InstanceSpec, IsolatedInstance
 from tritium_backend_python._runner import ModelLoadError, auto_complete, load_model_class
 from tritium_backend_python._settings import ModelSettings, model_settings
-from tritium_backend_python._stub_process import StubProcess
+from tritium_backend_python._stub_process import Polling, StubProcess
 
 BACKEND_NAME = "python"
 MODEL_FILENAME = "model.py"
@@ -146,5 +146,6 @@ class PythonBackend(tritium.Backend):
             batching=batching, args=args, input_types=input_types, interpreter=interpreter,
             stub_timeout_s=settings.stub_timeout_s, execute_timeout_s=settings.execute_timeout_s,
             pipeline_depth=pipeline_depth(config, settings),
+            polling=Polling(settings.server_poll_us / 1e6, settings.stub_poll_us / 1e6),
         )
         return IsolatedInstance(spec, bridge)

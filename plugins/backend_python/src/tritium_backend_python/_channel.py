@@ -1,22 +1,25 @@
 """The stub channel: messages between the server and a stub process, tensors through shared memory.
 
-One Unix stream socket carries control messages: an 8-byte header (payload length, number of buffers) and a
-pickled payload. Every numpy array of at least ``inline_limit`` bytes inside a message travels out of band
-(pickle protocol 5): the sender copies it into its shared-memory arena and the message carries only where;
-the receiver rebuilds the array as a view of the same memory (``copy_out=False``) or as a copy of it. Arenas
-are anonymous memory files (``memfd``) handed over once with ``SCM_RIGHTS``, so nothing is left behind in
-``/dev/shm`` when either side dies.
+A message is a 16-byte header (payload length, out-of-band buffers, arenas announced, arenas dropped), the
+announcements and descriptors, and a pickled payload. Its bytes travel through this side's ring in shared
+memory (``_ring.py``: no system call per message); the Unix socket beside it carries only doorbell bytes
+(a wake-up for a peer that sleeps), file descriptors and the peer's exit. Every numpy array of at least
+``inline_limit`` bytes inside a message travels out of band (pickle protocol 5): the sender copies it into
+its shared-memory arena and the message carries only where; the receiver rebuilds the array as a view of
+the same memory (``copy_received=False``) or as a copy of it. Arenas are anonymous memory files (``memfd``)
+handed over once with ``SCM_RIGHTS`` (ahead of the message that announces them), so nothing is left behind
+in ``/dev/shm`` when either side dies.
 
 An arena is a bump allocator that its owner resets when the peer can no longer hold views into it (the
 server resets its arena when no execution of the stub is in progress; a stub resets its own when the server
 has read every result it sent). When an arena is full the owner maps a bigger one; the old one stays valid
 until the next reset.
 
-A channel is blocking (one thread waits in :meth:`Channel.receive`) unless an event loop drives it
-(:meth:`Channel.start_nonblocking`: the loop reads with :meth:`Channel.pump` when the socket is readable, and
-sends never block: what the socket does not take waits in a tail the loop writes out). :meth:`Channel.send`
-with ``defer`` holds a message back until the next send or the next wait for input, so that answers to
-requests already queued go out in one write.
+A channel is blocking (one thread waits in :meth:`Channel.receive`: it polls the ring for a while, then
+sleeps on the socket) unless an event loop drives it (:meth:`Channel.start_nonblocking`: the loop takes
+messages with :meth:`Channel.poll`, or :meth:`Channel.pump` when the socket is readable, and sends never
+block: what the ring has no room for waits in a tail the loop writes out). A message larger than a ring
+streams through it.
 
 This module runs in stub processes too: it imports only the standard library and numpy.
 """
@@ -37,12 +40,17 @@ from typing import Any
 
 import numpy as np
 
-_HEADER = struct.Struct("<II")  # payload bytes, out-of-band buffer count
+from tritium_backend_python._ring import DEFAULT_CAPACITY, RingCorrupted, RingPair
+
+_HEADER = struct.Struct("<IIII")  # payload bytes, out-of-band buffers, arenas announced, arenas dropped
+_HEADER_BYTES = _HEADER.size
 _DESCRIPTOR = struct.Struct("<IQQ")  # arena id, offset, length
 _ALIGN = 64
 _MIN_ARENA = 1 << 20
 _MAX_FDS = 16
 _INCOMPLETE = object()
+_DOORBELL_READ = 4096
+_SAFETY_S = 1.0
 
 
 SMALL_ARRAY_BYTES = 4096
@@ -148,16 +156,36 @@ class Channel:
     """One end of the server/stub channel. ``send`` is thread-safe; ``receive`` serves several threads,
     each waiting for the messages of its own key (see :meth:`receive`).
 
+    ``rings``: this side's view of the shared-memory rings the messages' bytes travel through (see
+    ``_ring.py``); ``sock`` then carries only doorbell bytes, file descriptors and the peer's exit.
     ``copy_received``: arrays received are copies (the server side, which keeps outputs after the stub
     reuses its arena) instead of read-only views of the peer's arena (the stub side: inputs are valid
-    until the server's next execution).
+    until the server's next execution). ``poll_s``: how long a blocking :meth:`receive` polls the inbound
+    ring before it sleeps on the socket (0: it sleeps at once); ``yield_while_polling`` gives the processor
+    to any other runnable thread between two looks (``sched_yield``).
     """
 
     def __init__(
-        self, sock: socket.socket, *, inline_limit: int = SMALL_ARRAY_BYTES, copy_received: bool = False
+        self,
+        sock: socket.socket,
+        rings: RingPair,
+        *,
+        inline_limit: int = SMALL_ARRAY_BYTES,
+        copy_received: bool = False,
+        poll_s: float = 0.0,
+        yield_while_polling: bool = False,
     ) -> None:
         sock.setblocking(True)
+        # A blocking read of the doorbell returns after a second at most (a safety net: a wake-up is never
+        # lost where the fence of _ring.py is a full fence, as on x86), without a separate wait (select).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("@ll", int(_SAFETY_S), 0))
         self._sock = sock
+        self._rings = rings
+        self._outbound = rings.outbound
+        self._inbound = rings.inbound
+        self._poll_s = poll_s
+        self._last_wait = 1e-9  # seconds the last wait for input took
+        self._yield = yield_while_polling and hasattr(os, "sched_yield")
         self._inline_limit = inline_limit
         self._arena = _Arena()
         self._peer: dict[int, mmap.mmap] = {}
@@ -168,11 +196,11 @@ class Channel:
         self._reading = False
         self._mailbox: dict[Any, deque[Any]] = {}
         self._closed = False
+        self._eof = False  # the socket said the peer is gone (what it wrote before is still read)
         self._error: BaseException | None = None
         self._dropped: list[int] = []
         self._copy = copy_received
-        self._deferred: list[bytes] = []
-        self._tail: deque[tuple[bytes, list[int]]] = deque()  # unsent (bytes, fds to attach) when non-blocking
+        self._tail: deque[bytes] = deque()  # bytes the ring had no room for (non-blocking mode)
         self._on_blocked: Any = None  # non-blocking mode: called when a tail appears
         self.buffers_in_last = 0
         """Out-of-band buffers (peer arena views) of the last message parsed."""
@@ -181,9 +209,10 @@ class Channel:
         return self._sock.fileno()
 
     def start_nonblocking(self, on_blocked: Any) -> None:
-        """Never block in :meth:`send` from now on: what the socket does not take right away waits in a tail,
-        and ``on_blocked()`` (called from the sending thread) asks the owner to call :meth:`write_tail` when
-        the socket is writable. Reads are the owner's, with :meth:`pump`."""
+        """Never block in :meth:`send` from now on: what the outbound ring has no room for waits in a tail,
+        and ``on_blocked()`` (called from the sending thread) asks the owner to call :meth:`write_tail`
+        (after :meth:`poll` or :meth:`pump`; :meth:`prepare_sleep` asks the peer to ring when it made room).
+        Reads are the owner's, with :meth:`poll` and :meth:`pump`."""
         with self._send_lock:
             self._on_blocked = on_blocked
 
@@ -192,13 +221,11 @@ class Channel:
         with self._send_lock:
             self._on_blocked = None
             while self._tail:
-                data, fds = self._tail.popleft()
-                self._transmit_blocking(data, fds)
+                self._write_blocking(memoryview(self._tail.popleft()))
 
     # -------------------------------------------------------------------------------------- sending
-    def send(self, message: Any, *, defer: bool = False) -> None:
-        """Pickle ``message`` and send it; large arrays go through this side's arena. With ``defer`` the
-        message waits for the next send or the next wait for input (see the module's docstring)."""
+    def send(self, message: Any) -> None:
+        """Pickle ``message`` and send it; large arrays go through this side's arena."""
         with self._send_lock:
             descriptors: list[bytes] = []
             arena = self._arena
@@ -215,90 +242,112 @@ class Channel:
 
             payload = pickle.dumps(message, protocol=5, buffer_callback=out_of_band)
             new = arena.new_fds
-            arena.new_fds = []
             dropped = self._dropped
-            self._dropped = []
-            # Layout: header | new arenas (u32 count, then id u32 + size u64 each) | dropped arenas (u32
-            # count, then ids) | buffer descriptors | payload. New arenas' fds ride along as SCM_RIGHTS.
-            body = [
-                _HEADER.pack(len(payload), len(descriptors)),
-                struct.pack("<I", len(new)),
-                *(struct.pack("<IQ", arena_id, size) for arena_id, _, size in new),
-                struct.pack(f"<I{len(dropped)}I", len(dropped), *dropped),
-                *descriptors,
-                payload,
-            ]
-            fds = [fd for _, fd, _ in new]
-            if defer and not fds:
-                self._deferred.extend(body)
-                return
-            if self._deferred:
-                body[:0] = self._deferred
-                self._deferred = []
-            self._transmit(b"".join(body), fds)
+            if new or dropped or descriptors:
+                arena.new_fds = []
+                self._dropped = []
+                # Layout: header | new arenas (id u32 + size u64 each) | dropped arenas (u32 ids) | buffer
+                # descriptors | payload. New arenas' fds go ahead over the socket.
+                frame = b"".join([
+                    _HEADER.pack(len(payload), len(descriptors), len(new), len(dropped)),
+                    *(struct.pack("<IQ", arena_id, size) for arena_id, _, size in new),
+                    struct.pack(f"<{len(dropped)}I", *dropped),
+                    *descriptors,
+                    payload,
+                ])
+                if new:
+                    self._send_fds([fd for _, fd, _ in new])
+            else:
+                frame = _HEADER.pack(len(payload), 0, 0, 0) + payload
+            self._transmit(frame)
 
-    def flush(self) -> None:
-        """Send the deferred messages now."""
-        with self._send_lock:
-            if self._deferred:
-                data = b"".join(self._deferred)
-                self._deferred = []
-                self._transmit(data, [])
+    def peer_sleeps(self) -> bool:
+        """Whether the peer waits for a doorbell to read (a hint, see :meth:`RingPair.peer_sleeps`)."""
+        return self._rings.peer_sleeps()
 
-    def _transmit(self, data: bytes, fds: list[int]) -> None:
-        """Send ``data`` (with ``fds`` attached to its first byte); called with the send lock held."""
-        if self._on_blocked is None:
-            self._transmit_blocking(data, fds)
-            return
-        if self._tail:
-            self._tail.append((data, fds))
-            return
-        sent = self._send_some(data, fds)
-        if sent < len(data):
-            self._tail.append((data[sent:], fds if sent == 0 else []))
-            self._on_blocked()
-
-    def _send_some(self, data: bytes, fds: list[int]) -> int:
-        """Send what the socket takes without blocking; ``fds`` are closed once sent."""
+    def _send_fds(self, fds: list[int]) -> None:
+        """Hand ``fds`` to the peer ahead of the message that announces them (they are closed here). The
+        byte they ride on doubles as a doorbell."""
         try:
-            if fds:
-                rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
-                sent = self._sock.sendmsg([data], rights, socket.MSG_DONTWAIT)
-                for fd in fds:
-                    os.close(fd)
-                return sent
-            return self._sock.send(data, socket.MSG_DONTWAIT)
+            rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
+            self._sock.sendmsg([b"\0"], rights)
+        except OSError as exc:
+            raise ChannelClosed(f"channel send failed: {exc}") from None
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+    def _ring_doorbell(self) -> None:
+        try:
+            self._sock.send(b"\0", socket.MSG_DONTWAIT)
         except BlockingIOError:
-            return 0
+            pass  # the socket is full of doorbell bytes: the peer has wake-ups enough
         except OSError as exc:
             raise ChannelClosed(f"channel send failed: {exc}") from None
 
+    def _write(self, data: memoryview) -> int:
+        """Put what fits of ``data`` in the outbound ring, ringing the peer if it sleeps; returns how much."""
+        try:
+            written = self._outbound.write(data)
+            if written and self._rings.peer_wants_data():
+                self._ring_doorbell()
+        except RingCorrupted as exc:
+            raise ChannelClosed(f"the peer corrupted the channel: {exc}") from None
+        return written
+
+    def _transmit(self, data: bytes) -> None:
+        """Send ``data``; called with the send lock held."""
+        if self._tail:  # non-blocking mode, the ring full: keep the order
+            self._tail.append(data)
+            return
+        view = memoryview(data)
+        written = self._write(view)
+        if written == len(data):
+            return
+        if self._on_blocked is None:
+            self._write_blocking(view[written:])
+            return
+        self._tail.append(data[written:])
+        self._on_blocked()
+
     def write_tail(self) -> bool:
-        """Write what the socket takes of the tail (non-blocking mode); True once the tail is empty."""
+        """Write what the outbound ring takes of the tail (non-blocking mode); True once the tail is empty."""
         with self._send_lock:
             tail = self._tail
             while tail:
-                data, fds = tail[0]
-                sent = self._send_some(data, fds)
-                if sent < len(data):
-                    tail[0] = (data[sent:], fds if sent == 0 else [])
+                data = tail[0]
+                written = self._write(memoryview(data))
+                if written < len(data):
+                    tail[0] = data[written:]
                     return False
                 tail.popleft()
             return True
 
-    def _transmit_blocking(self, data: bytes, fds: list[int]) -> None:
-        try:
-            if fds:
-                rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
-                sent = self._sock.sendmsg([data], rights)
-                for fd in fds:
-                    os.close(fd)
-                if sent < len(data):
-                    self._sock.sendall(data[sent:])
-            else:
-                self._sock.sendall(data)
-        except OSError as exc:
-            raise ChannelClosed(f"channel send failed: {exc}") from None
+    def has_tail(self) -> bool:
+        return bool(self._tail)
+
+    def _write_blocking(self, view: memoryview) -> None:
+        """Write all of ``view``, waiting for room as long as the peer lives (send lock held). The ring is
+        full only when the peer falls far behind, so this waits by sleeping a little, longer each time,
+        rather than on the socket (which another thread may be reading)."""
+        delay = 20e-6
+        while view:
+            written = self._write(view)
+            if written:
+                view = view[written:]
+                delay = 20e-6
+                continue
+            if self._peer_gone():
+                raise ChannelClosed("the peer closed the channel")
+            time.sleep(delay)
+            delay = min(2 * delay, 0.005)
+
+    def _peer_gone(self) -> bool:
+        if self._eof:
+            return True
+        poller = select.poll()
+        poller.register(self._sock, select.POLLRDHUP)
+        return any(events & (select.POLLRDHUP | select.POLLHUP | select.POLLERR) for _, events in poller.poll(0))
 
     def reset_arena(self) -> None:
         """Reuse this side's arena from its start: the peer holds no views into it any more."""
@@ -349,43 +398,128 @@ class Channel:
                 self._reading = False
                 cond.notify_all()
 
-    def _recv(self, flags: int = 0) -> bool:
-        """One read of what the socket holds into the buffer; False when nothing was there (non-blocking)."""
+    # ------------------------------------------------------------------------ the socket and the ring
+    def _drain_socket(self, block: bool = False) -> None:
+        """Read what the socket holds: doorbell bytes (dropped), file descriptors (kept for the messages that
+        announce them), the peer's exit (remembered in ``_eof``). With ``block``, wait for the first byte
+        (one system call for a sleep and its wake-up)."""
+        sock = self._sock
+        space = socket.CMSG_SPACE(_MAX_FDS * 4)
+        flags = 0 if block else socket.MSG_DONTWAIT
+        while not self._eof:
+            try:
+                data, ancillary, _flags, _addr = sock.recvmsg(_DOORBELL_READ, space, flags)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                raise ChannelClosed(f"channel receive failed: {exc}") from None
+            if not data:
+                self._eof = True
+            elif ancillary:
+                self._take_fds(ancillary)  # more may follow: a read stops where file descriptors start
+            elif len(data) < _DOORBELL_READ:
+                return  # the socket is empty now
+            flags = socket.MSG_DONTWAIT
+
+    def _fill(self) -> bool:
+        """Move what the inbound ring holds to the buffer (no system call unless the peer waits for room);
+        False when it held nothing."""
         try:
-            data, ancillary, _flags, _addr = self._sock.recvmsg(1 << 16, socket.CMSG_SPACE(_MAX_FDS * 4), flags)
-        except BlockingIOError:
-            return False
-        except OSError as exc:
-            raise ChannelClosed(f"channel receive failed: {exc}") from None
-        self._take_fds(ancillary)
-        if not data:
-            raise ChannelClosed("the peer closed the channel")
-        self._buffer += data
+            if not self._inbound.read_into(self._buffer):
+                return False
+            if self._rings.peer_wants_room():
+                self._ring_doorbell()
+        except RingCorrupted as exc:
+            raise ChannelClosed(f"the peer corrupted the channel: {exc}") from None
         return True
 
-    def pump(self) -> list[tuple[Any, bool]]:
-        """Non-blocking read (for an event loop): the messages now complete, each with whether it refers to
-        the peer's arena. Raises :class:`ChannelClosed` when the peer is gone."""
+    def _wait_for_input(self, deadline: float | None) -> None:
+        """Wait until the inbound ring has bytes, or a wake-up. Raises :class:`ChannelClosed` once the peer is
+        gone and everything it wrote was read.
+
+        It polls the ring first, for up to ``poll_s``, when the last wait was no longer than that (the
+        next message is then likely to come while it polls; a channel whose messages come further apart
+        sleeps at once and burns nothing), giving the processor to any other runnable thread between two
+        looks. Then it sleeps on the socket with its flag up."""
+        inbound = self._inbound
+        clock = time.monotonic
+        start = clock()
+        try:
+            if 0 < self._last_wait <= self._poll_s:
+                end = start + self._poll_s
+                pause = os.sched_yield if self._yield else None
+                while not inbound.readable():
+                    if clock() >= end:
+                        break
+                    if pause is not None:
+                        pause()
+                else:
+                    self._last_wait = max(clock() - start, 1e-9)
+                    return
+            if self._eof:
+                raise ChannelClosed("the peer closed the channel")
+            rings = self._rings
+            rings.wait_for_data(True)
+            try:
+                rings.fence()
+                if inbound.readable():
+                    return
+                remaining = None if deadline is None else deadline - clock()
+                if remaining is not None and remaining <= 0:
+                    raise ChannelTimeout("no message within the time allowed")
+                if remaining is None:
+                    self._drain_socket(block=True)
+                elif select.select([self._sock], [], [], remaining)[0]:
+                    self._drain_socket()
+            finally:
+                rings.wait_for_data(False)
+                self._last_wait = max(clock() - start, 1e-9)
+        except RingCorrupted as exc:
+            raise ChannelClosed(f"the peer corrupted the channel: {exc}") from None
+
+    def poll(self) -> list[tuple[Any, bool]]:
+        """Non-blocking read of the inbound ring (for an event loop; no system call): the messages now
+        complete, each with whether it refers to the peer's arena."""
         messages: list[tuple[Any, bool]] = []
-        if not self._recv(socket.MSG_DONTWAIT):
-            return messages
-        while (message := self._parse()) is not _INCOMPLETE:
-            messages.append((message, self.buffers_in_last > 0))
+        if self._fill():
+            while (message := self._parse()) is not _INCOMPLETE:
+                messages.append((message, self.buffers_in_last > 0))
         return messages
 
-    def buffered(self) -> bool:
-        """Whether a whole message is already read and waiting in the buffer (no system call)."""
-        buffer = self._buffer
-        size = len(buffer)
-        if size < _HEADER.size + 4:
-            return False
-        length, count = _HEADER.unpack_from(buffer, 0)
-        (announced,) = struct.unpack_from("<I", buffer, _HEADER.size)
-        position = _HEADER.size + 4 + announced * 12
-        if size < position + 4:
-            return False
-        (dropped,) = struct.unpack_from("<I", buffer, position)
-        return bool(size >= position + 4 + dropped * 4 + count * _DESCRIPTOR.size + length)
+    def pump(self) -> list[tuple[Any, bool]]:
+        """What :meth:`poll` returns, after reading the socket (call it when the socket is readable: a
+        doorbell, or the peer's exit). Raises :class:`ChannelClosed` when the peer is gone and nothing it
+        wrote is left to read."""
+        self.stop_waiting()
+        self._drain_socket()
+        messages = self.poll()
+        if self._eof and not messages:
+            raise ChannelClosed("the peer closed the channel")
+        return messages
+
+    def prepare_sleep(self) -> bool:
+        """Before an event loop stops polling: raise this side's flags (bytes to read; room to write when a
+        tail waits) so that the peer rings the socket; False (flags lowered again) when there is something
+        to do already, so that the caller polls on instead."""
+        rings = self._rings
+        tail = bool(self._tail)
+        rings.wait_for_data(True)
+        if tail:
+            rings.wait_for_room(True)
+        rings.fence()
+        try:
+            busy = self._inbound.readable() > 0 or (tail and self._outbound.writable() > 0)
+        except RingCorrupted:
+            busy = True  # the next poll reports it
+        if busy:
+            rings.wait_for_data(False)
+            rings.wait_for_room(False)
+        return not busy
+
+    def stop_waiting(self) -> None:
+        """Lower this side's flags (it polls again: no doorbell needed)."""
+        self._rings.wait_for_data(False)
+        self._rings.wait_for_room(False)
 
     def _take_fds(self, ancillary: list[tuple[int, int, bytes]]) -> None:
         for level, kind, fds in ancillary:
@@ -396,36 +530,44 @@ class Channel:
     def _read_message(self, timeout: float | None) -> Any:
         deadline = None if timeout is None else time.monotonic() + timeout
         while (message := self._parse()) is _INCOMPLETE:
-            if self._deferred:
-                self.flush()  # never wait for input with answers held back
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not select.select([self._sock], [], [], remaining)[0]:
-                    raise ChannelTimeout("no message within the time allowed")
-            self._recv()
+            if not self._fill():
+                self._wait_for_input(deadline)
         return message
 
     def _parse(self) -> Any:
         """The first message of the buffer, removed from it; ``_INCOMPLETE`` when it is not all there yet."""
-        if not self.buffered():
-            return _INCOMPLETE
         buffer = self._buffer
-        length, count = _HEADER.unpack_from(buffer, 0)
-        (announced,) = struct.unpack_from("<I", buffer, _HEADER.size)
-        (dropped,) = struct.unpack_from("<I", buffer, _HEADER.size + 4 + announced * 12)
+        size = len(buffer)
+        if size < _HEADER_BYTES:
+            return _INCOMPLETE
+        length, count, announced, dropped = _HEADER.unpack_from(buffer)
+        if not (count or announced or dropped):  # the common case: everything in the payload
+            end = _HEADER_BYTES + length
+            if size < end:
+                return _INCOMPLETE
+            payload = buffer[_HEADER_BYTES:end]
+            del buffer[:end]
+            self.buffers_in_last = 0
+            return pickle.loads(payload)
+        position = _HEADER_BYTES
+        end = position + announced * 12 + dropped * 4 + count * _DESCRIPTOR.size + length
+        if size < end:
+            return _INCOMPLETE
         self.buffers_in_last = count
-        position = _HEADER.size + 4
         for _ in range(announced):
-            arena_id, size = struct.unpack_from("<IQ", buffer, position)
+            arena_id, arena_size = struct.unpack_from("<IQ", buffer, position)
             position += 12
+            if not self._peer_fds:
+                self._drain_socket()  # sent ahead of the message: in the socket already
             if not self._peer_fds:
                 raise ChannelClosed("an arena was announced without its file descriptor")
             fd = self._peer_fds.popleft()
             try:
-                self._peer[arena_id] = mmap.mmap(fd, size)
+                self._peer[arena_id] = mmap.mmap(fd, arena_size)
+            except (OSError, ValueError, OverflowError) as exc:
+                raise ChannelClosed(f"cannot map the peer's arena {arena_id}: {exc}") from None
             finally:
                 os.close(fd)
-        position += 4
         for _ in range(dropped):
             (arena_id,) = struct.unpack_from("<I", buffer, position)
             position += 4
@@ -443,12 +585,12 @@ class Channel:
             if segment is None:
                 raise ChannelClosed(f"a message refers to unknown arena {arena_id}")
             view = memoryview(segment)[offset : offset + nbytes]
+            if len(view) != nbytes:
+                raise ChannelClosed(f"a message refers to bytes beyond the end of arena {arena_id}")
             views.append(bytearray(view) if self._copy else view.toreadonly())
-        payload = bytes(buffer[position : position + length])
-        del buffer[: position + length]
-        if count:
-            return pickle.loads(payload, buffers=views)
-        return pickle.loads(payload)
+        payload = buffer[position:end]
+        del buffer[:end]
+        return pickle.loads(payload, buffers=views)
 
     def close(self) -> None:
         if self._closed:
@@ -459,6 +601,7 @@ class Channel:
         except OSError:
             pass
         self._arena.close()
+        self._rings.close()
         for segment in self._peer.values():
             try:
                 segment.close()
@@ -467,3 +610,15 @@ class Channel:
         self._peer.clear()
         while self._peer_fds:
             os.close(self._peer_fds.popleft())
+
+
+def connected_channels(*, capacity: int = DEFAULT_CAPACITY, poll_s: float = 0.0) -> tuple[Channel, Channel]:
+    """(server end, stub end) of a channel within one process, connected as the backend connects a stub
+    (for tests: the ends may live in different threads)."""
+    left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    server_rings = RingPair.create(capacity)
+    assert server_rings.fd is not None
+    stub_rings = RingPair.attach(os.dup(server_rings.fd))
+    server_rings.close_fd()
+    return (Channel(left, server_rings, copy_received=True, poll_s=poll_s),
+            Channel(right, stub_rings, copy_received=False, poll_s=poll_s))

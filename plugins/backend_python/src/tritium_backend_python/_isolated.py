@@ -35,7 +35,7 @@ from tritium_backend_python._convert import (
     results_to_outputs,
 )
 from tritium_backend_python._pipeline import StubLink
-from tritium_backend_python._stub_process import CONTINUE, StubProcess, describe_exit
+from tritium_backend_python._stub_process import CONTINUE, Polling, StubProcess, describe_exit
 
 _log = logging.getLogger("tritium.backend.python")
 
@@ -56,6 +56,7 @@ class InstanceSpec:
     stub_timeout_s: float
     execute_timeout_s: float
     pipeline_depth: int = 1
+    polling: Polling = attrs.field(factory=Polling)
 
 
 def _failed(message: str, code: StatusCode = StatusCode.INTERNAL) -> TritiumError:
@@ -65,7 +66,7 @@ def _failed(message: str, code: StatusCode = StatusCode.INTERNAL) -> TritiumErro
 def start_stub(spec: InstanceSpec, bridge: BlsBridge) -> StubProcess:
     """A stub with the model loaded and initialized; TritiumError with the reason otherwise."""
     try:
-        stub = StubProcess(interpreter=spec.interpreter, label=spec.label, bridge=bridge)
+        stub = StubProcess(interpreter=spec.interpreter, label=spec.label, bridge=bridge, polling=spec.polling)
     except OSError as exc:
         raise _failed(f"{spec.label}: cannot start the stub process with {spec.interpreter}: {exc}") from None
     timeout = spec.stub_timeout_s
@@ -188,7 +189,7 @@ class IsolatedInstance(tritium.ModelInstance):
         tensors that go through shared memory) take a coroutine."""
         requests = batch_to_wire(batch, self.spec.input_types)
         link = self._link
-        if (link is None or link.error is not None or link.loop is not asyncio.get_running_loop()
+        if (link is None or link.error is not None or not link.on_its_loop()
                 or (link.pending and (link.arena_in_use or _uses_arena(requests)))):
             return self._execute_later(requests)
         return link.submit(requests)

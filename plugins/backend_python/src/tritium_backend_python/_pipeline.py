@@ -1,13 +1,16 @@
 """The event loop's end of a stub channel: executions awaited on the loop, several in flight at once.
 
 The kernel awaits ``IsolatedInstance.execute_async`` on its event loop (see ``tritium.abc.ModelInstance``).
-A :class:`StubLink` makes that a plain exchange of messages with no thread in between: the loop sends an
-``execute`` without blocking and reads the stub's answers when its socket is readable (``add_reader``), so a
-request costs one loop -> stub -> loop round trip. Up to the instance's ``pipeline_depth`` executions may be
-sent before the first answer arrives: the stub then finds the next request waiting when it finishes one,
-instead of idling while the server hands the answer back and the next request over. The stub runs them one
-at a time, in order, exactly as it runs unpipelined ones (Triton's semantics: one ``execute`` call per
-request without dynamic batching).
+A :class:`StubLink` makes that a plain exchange of messages with no thread in between: the loop writes an
+``execute`` into the stub's ring (ringing its doorbell only if it sleeps) and takes the answers from the
+other ring, once per loop iteration while executions are in flight (no system call), so a request costs one
+loop -> stub -> loop round trip. When the loop found no answer for ``polling.server_s`` (and at once, when
+that is 0 and one execution is in flight) it raises its flag and the stub rings its socket, which the loop
+watches (``add_reader``; the stub's exit makes it readable too). Up to the instance's ``pipeline_depth``
+executions may be sent before the first answer arrives: the stub then finds
+the next request waiting when it finishes one, instead of idling while the server hands the answer back and
+the next request over. The stub runs them one at a time, in order, exactly as it runs unpipelined ones
+(Triton's semantics: one ``execute`` call per request without dynamic batching).
 
 Answers arrive in order, so each goes to the oldest execution in flight. What else the stub sends meanwhile
 (log lines, BLS calls, readiness checks) is served as in a blocking exchange. A stub that exits, or whose
@@ -22,6 +25,7 @@ import asyncio
 import functools
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -34,12 +38,10 @@ from tritium_backend_python._stub_process import LEVELS, StubProcess
 
 _log = logging.getLogger("tritium.backend.python")
 
+_WATCHDOG_S = 1.0
+
 
 Outputs = Mapping[str, np.ndarray[Any, Any]]
-
-_LOW_WATER = 1
-"""Executions held back are written as soon as the stub has at most this many left to run."""
-
 
 class StubLink:
     """Pipelined executions on one stub, driven by ``loop`` (create, use and detach it on that loop).
@@ -61,6 +63,7 @@ class StubLink:
     ) -> None:
         self.stub = stub
         self.loop = loop
+        self._thread = threading.get_ident()
         self.channel = stub.channel
         self.pending: deque[asyncio.Future[Outputs]] = deque()
         self._requests: deque[list[tuple[Any, ...]]] = deque()  # of each pending execution, to retry it
@@ -75,13 +78,19 @@ class StubLink:
         self._timeout = execute_timeout_s
         self._timer: asyncio.TimerHandle | None = None
         self._fd = self.channel.fileno()
-        self._writing = False
-        self._flush_scheduled = False
-        self._unsent = 0  # executions of ``pending`` held back in the channel, not written yet
+        self._poll_s = stub.polling.server_s
+        self._polling = False  # a _poll is scheduled
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._last_progress = 0.0
         self._attached = True
         self.channel.start_nonblocking(self._blocked)
         loop.add_reader(self._fd, self._readable)
         stub.before_close = self.release
+
+    def on_its_loop(self) -> bool:
+        """Whether the caller runs on this link's loop (a thread runs one loop at a time; cheaper than
+        ``asyncio.get_running_loop()``, a system call per call)."""
+        return self.loop.is_running() and threading.get_ident() == self._thread
 
     # ---------------------------------------------------------------------------------- executing
     def submit(self, requests: list[tuple[Any, ...]]) -> asyncio.Future[Outputs]:
@@ -91,39 +100,81 @@ class StubLink:
         if not self.pending:
             self.channel.reset_arena()  # the stub holds no views of this side's arena any more
         future: asyncio.Future[Outputs] = self.loop.create_future()
-        # Held back, so that executions submitted meanwhile go to the stub in the same write (one system
-        # call, one wake-up): until the loop has run what is ready now when the stub has at most one
-        # execution to run, else until an answer shows it took the next one (it has work until then).
-        self.channel.send(("execute", requests, self.results_read), defer=True)
-        self._unsent += 1
+        # Into the ring now; the stub's doorbell rings only if it sleeps (then once for all written meanwhile).
+        self.channel.send(("execute", requests, self.results_read))
         self.pending.append(future)
         self._requests.append(requests)
-        if not self._flush_scheduled and len(self.pending) - self._unsent <= _LOW_WATER:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
         if len(self.pending) == 1:
             self._arm()
+            if self._watchdog is None:
+                self._watchdog = self.loop.call_later(_WATCHDOG_S, self._watch)
+        if not self._polling:
+            if self._poll_s <= 0 and len(self.pending) == 1 and self.channel.prepare_sleep():
+                return future  # alone in flight, no polling: the stub rings when it answers (no loop iteration)
+            self._start_polling()
         return future
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        self._unsent = 0
-        try:
-            self.channel.flush()
-        except ChannelClosed as exc:
-            self._lose(exc)
 
     async def drain(self) -> None:
         """Wait until no execution is in flight (their outcomes are their awaiters')."""
         while self.pending:
             await asyncio.wait((self.pending[-1],))
 
-    def _readable(self) -> None:
+    def _start_polling(self) -> None:
+        self._polling = True
+        self._last_progress = time.monotonic()
+        self.channel.stop_waiting()
+        self.loop.call_soon(self._poll)
+
+    def _poll(self) -> None:
+        """Once per loop iteration while executions are in flight: take the stub's answers from the ring (no
+        system call). Once one finds none after ``polling.server_s`` since the last answer, ask the stub to
+        ring the socket instead (:meth:`_readable`)."""
+        self._polling = False
+        if not self._attached:
+            return
+        channel = self.channel
         try:
-            messages = self.channel.pump()
+            if channel.has_tail():
+                channel.write_tail()
+            messages = channel.poll()
         except ChannelClosed as exc:
             self._lose(exc)
             return
+        if messages:
+            self._last_progress = time.monotonic()
+            self._handle(messages)
+            if not self._attached:
+                return
+        if not self.pending and not channel.has_tail():
+            return
+        if (messages or time.monotonic() - self._last_progress < self._poll_s) or not channel.prepare_sleep():
+            self._polling = True
+            self.loop.call_soon(self._poll)
+
+    def _readable(self) -> None:
+        """The socket is readable: a doorbell (the stub answered while this side slept), or the stub's exit."""
+        try:
+            messages = self.channel.pump()
+            if self.channel.has_tail():
+                self.channel.write_tail()
+        except ChannelClosed as exc:
+            self._lose(exc)
+            return
+        self._handle(messages)
+        if self._attached and not self._polling and (self.pending or self.channel.has_tail()):
+            self._start_polling()
+
+    def _watch(self) -> None:
+        """Every few seconds while executions are in flight: look at the ring, in case a wake-up was lost
+        (it cannot be where the fence of ``_ring.py`` is a full fence, as on x86; a safety net elsewhere)."""
+        self._watchdog = None
+        if not self._attached or not self.pending:
+            return
+        if not self._polling:
+            self._start_polling()
+        self._watchdog = self.loop.call_later(_WATCHDOG_S, self._watch)
+
+    def _handle(self, messages: list[tuple[Any, bool]]) -> None:
         for message, uses_arena in messages:
             kind = message[0]
             if kind == "result":
@@ -144,8 +195,6 @@ class StubLink:
                 self.stub.serve_call(message)
             else:
                 _log.warning("%s: unexpected message %r from the stub", self.stub.label, kind)
-        if self._unsent and not self._flush_scheduled and len(self.pending) - self._unsent <= _LOW_WATER:
-            self._flush()
 
     # ------------------------------------------------------------------------------------ timeout
     def _arm(self) -> None:
@@ -163,23 +212,12 @@ class StubLink:
 
     # ------------------------------------------------------------------------------------ writing
     def _blocked(self) -> None:
-        """The socket did not take a whole message: write the rest when it is writable (any thread)."""
-        self.loop.call_soon_threadsafe(self._watch_writable)
+        """The ring had no room for a whole message (any thread): the polls write the rest."""
+        self.loop.call_soon_threadsafe(self._resume)
 
-    def _watch_writable(self) -> None:
-        if self._attached and not self._writing:
-            self._writing = True
-            self.loop.add_writer(self._fd, self._writable)
-
-    def _writable(self) -> None:
-        try:
-            done = self.channel.write_tail()
-        except ChannelClosed as exc:
-            self._lose(exc)
-            return
-        if done:
-            self._writing = False
-            self.loop.remove_writer(self._fd)
+    def _resume(self) -> None:
+        if self._attached and not self._polling:
+            self._start_polling()
 
     # ----------------------------------------------------------------------------------- stopping
     def _lose(self, cause: Exception) -> None:
@@ -253,15 +291,14 @@ class StubLink:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         try:
             self.loop.remove_reader(self._fd)
-            if self._writing:
-                self.loop.remove_writer(self._fd)
         except Exception:
             pass  # the socket or the loop is closed already
-        self._writing = False
         try:
-            self.channel.flush()
             self.channel.stop_nonblocking()
         except ChannelClosed:
             pass

@@ -14,7 +14,14 @@ settings (server-wide defaults):
 - ``TRITIUM_PIPELINE_DEPTH`` parameter / ``pipeline-depth`` setting: how many executions of an isolated
   instance may be in flight at once (sent to its stub before the previous one answered; the stub still runs
   them one at a time, in order): 8 by default, 1 turns pipelining off. Models with dynamic or sequence
-  batching and decoupled models always use 1 (a batch forms while the instance is busy).
+  batching and decoupled models always use 1 (a batch forms while the instance is busy);
+- ``TRITIUM_SERVER_POLL_US`` parameter / ``server-poll-us`` setting: how long the server's event loop keeps
+  looking for an isolated instance's answer in shared memory (from the last answer, while executions are in
+  flight; only when the loop has nothing else to do) before it asks the stub for a wake-up: 50 by default;
+- ``TRITIUM_STUB_POLL_US`` parameter / ``stub-poll-us`` setting: how long a stub keeps looking for the next
+  message in shared memory (yielding its processor to anything else runnable) before it sleeps; only when its
+  last wait was that short, so a stub whose requests come further apart sleeps at once: 200 by default;
+  0 turns polling off (see docs/backend-python.md for the trade).
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ from tritium import ConfigError
 from tritium.config import ModelConfig
 
 MODES = ("isolated", "in-process")
+_MAX_POLL_US = 100_000
+SERVER_POLL_US = 50
+STUB_POLL_US = 200
 
 
 @attrs.define(frozen=True, slots=True)
@@ -36,6 +46,8 @@ class ModelSettings:
     stub_timeout_s: float = 30.0
     execute_timeout_s: float = 0.0
     pipeline_depth: int = 8
+    server_poll_us: int = SERVER_POLL_US
+    stub_poll_us: int = STUB_POLL_US
 
     @property
     def in_process(self) -> bool:
@@ -77,4 +89,12 @@ def model_settings(config: ModelConfig, options: Mapping[str, str]) -> ModelSett
     if not depth_text.isdigit() or not 1 <= int(depth_text) <= 64:
         raise ConfigError(f"model '{name}': TRITIUM_PIPELINE_DEPTH must be a whole number from 1 to 64, got "
                           f"'{depth_text}'")
-    return ModelSettings(mode, env_path, stub_timeout, execute_timeout, int(depth_text))
+    polls = []
+    for parameter, option, default in (("TRITIUM_SERVER_POLL_US", "server-poll-us", SERVER_POLL_US),
+                                       ("TRITIUM_STUB_POLL_US", "stub-poll-us", STUB_POLL_US)):
+        text = parameters.get(parameter, options.get(option, str(default))).strip()
+        if not text.isdigit() or int(text) > _MAX_POLL_US:
+            raise ConfigError(f"model '{name}': {parameter} must be a whole number of microseconds from 0 to "
+                              f"{_MAX_POLL_US}, got '{text}'")
+        polls.append(int(text))
+    return ModelSettings(mode, env_path, stub_timeout, execute_timeout, int(depth_text), *polls)

@@ -1,6 +1,7 @@
 """The stub process: runs one model instance for the server, in a process (and interpreter) of its own.
 
-Started as ``python -m tritium_backend_python._stub <socket fd> <server pid>`` by the server (see
+Started as ``python -m tritium_backend_python._stub <socket fd> <server pid> <ring fd> <poll seconds>`` by the
+server (see
 ``_isolated.py``), possibly with another environment's interpreter (``EXECUTION_ENV_PATH``). It serves the
 messages of the stub protocol until the server says ``finalize`` or goes away:
 
@@ -38,6 +39,7 @@ from typing import Any
 import triton_python_backend_utils as pb_utils
 
 from tritium_backend_python._channel import Channel, ChannelClosed
+from tritium_backend_python._ring import RingPair
 from tritium_backend_python._runner import (
     ModelLoadError,
     ModelRunner,
@@ -183,9 +185,11 @@ def serve(channel: Channel) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    fd, server_pid = int(args[0]), int(args[1])
+    fd, server_pid, ring_fd = int(args[0]), int(args[1]), int(args[2])
+    poll_s = float(args[3])
     _die_with_parent(server_pid)
-    channel = Channel(socket.socket(fileno=fd), copy_received=False)
+    channel = Channel(socket.socket(fileno=fd), RingPair.attach(ring_fd), copy_received=False, poll_s=poll_s,
+                      yield_while_polling=True)
     pb_utils._bind_runtime(StubRuntime(channel), process=True)
     try:
         serve(channel)

@@ -21,11 +21,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import attrs
 import triton_python_backend_utils
 
 import tritium_backend_python
 from tritium_backend_python._bls import BlsBridge
 from tritium_backend_python._channel import Channel, ChannelClosed, ChannelTimeout
+from tritium_backend_python._ring import RingPair
 
 _log = logging.getLogger("tritium.backend.python")
 
@@ -81,6 +83,16 @@ def stub_pythonpath() -> str:
     return str(folder)
 
 
+@attrs.define(frozen=True, slots=True)
+class Polling:
+    """How long each side looks for the other's next message before it sleeps (see ``_ring.py`` and
+    ``_settings.py``): ``server_s`` on the event loop while executions are in flight (from the last answer),
+    ``stub_s`` in the stub."""
+
+    server_s: float = 0.0
+    stub_s: float = 0.0
+
+
 def describe_exit(code: int | None) -> str:
     if code is None:
         return "still running"
@@ -95,28 +107,38 @@ def describe_exit(code: int | None) -> str:
 class StubProcess:
     """One stub process and its channel. ``label`` names it in messages (``"model 'm' instance m_0"``)."""
 
-    def __init__(self, *, interpreter: Path, label: str, bridge: BlsBridge, inline_limit: int = 4096) -> None:
+    def __init__(
+        self, *, interpreter: Path, label: str, bridge: BlsBridge, inline_limit: int = 4096,
+        polling: Polling = Polling(),
+    ) -> None:
         self.label = label
         self._bridge = bridge
+        self.polling = polling
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        rings = RingPair.create()
+        ring_fd = rings.fd
+        assert ring_fd is not None
         env = dict(os.environ)
         path = stub_pythonpath()
         env["PYTHONPATH"] = path + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         env.setdefault("PYTHONUNBUFFERED", "1")
         try:
             self.process = subprocess.Popen(
-                [str(interpreter), "-m", "tritium_backend_python._stub", str(child.fileno()), str(os.getpid())],
-                pass_fds=(child.fileno(),),
+                [str(interpreter), "-m", "tritium_backend_python._stub", str(child.fileno()), str(os.getpid()),
+                 str(ring_fd), f"{polling.stub_s:g}"],
+                pass_fds=(child.fileno(), ring_fd),
                 stdin=subprocess.DEVNULL,
                 env=env,
                 start_new_session=True,  # the terminal's Ctrl-C goes to the server, which stops stubs in order
             )
         except OSError:
             parent.close()
+            rings.close()
             raise
         finally:
             child.close()
-        self.channel = Channel(parent, copy_received=True, inline_limit=inline_limit)
+            rings.close_fd()
+        self.channel = Channel(parent, rings, copy_received=True, inline_limit=inline_limit)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self.before_close: Callable[[], None] | None = None
