@@ -101,7 +101,8 @@ class StubLink:
             self.channel.reset_arena()  # the stub holds no views of this side's arena any more
         future: asyncio.Future[Outputs] = self.loop.create_future()
         # Into the ring now; the stub's doorbell rings only if it sleeps (then once for all written meanwhile).
-        self.channel.send(("execute", requests, self.results_read))
+        # Alone in flight: latency matters more than processor time, so the stub polls for the next one.
+        self.channel.send(("execute", requests, self.results_read, not self.pending))
         self.pending.append(future)
         self._requests.append(requests)
         if len(self.pending) == 1:
@@ -109,8 +110,8 @@ class StubLink:
             if self._watchdog is None:
                 self._watchdog = self.loop.call_later(_WATCHDOG_S, self._watch)
         if not self._polling:
-            if self._poll_s <= 0 and len(self.pending) == 1 and self.channel.prepare_sleep():
-                return future  # alone in flight, no polling: the stub rings when it answers (no loop iteration)
+            if (self._poll_s <= 0 or len(self.pending) > 1) and self.channel.prepare_sleep():
+                return future  # the stub rings when it answers (no loop iteration spent here)
             self._start_polling()
         return future
 
@@ -126,9 +127,9 @@ class StubLink:
         self.loop.call_soon(self._poll)
 
     def _poll(self) -> None:
-        """Once per loop iteration while executions are in flight: take the stub's answers from the ring (no
-        system call). Once one finds none after ``polling.server_s`` since the last answer, ask the stub to
-        ring the socket instead (:meth:`_readable`)."""
+        """Take the stub's answers from the ring (no system call); again at the next loop iteration while
+        answers come, or for up to ``polling.server_s`` since the last one when a single execution is in
+        flight. Then ask the stub to ring the socket instead (:meth:`_readable`)."""
         self._polling = False
         if not self._attached:
             return
@@ -147,7 +148,11 @@ class StubLink:
                 return
         if not self.pending and not channel.has_tail():
             return
-        if (messages or time.monotonic() - self._last_progress < self._poll_s) or not channel.prepare_sleep():
+        # Looking again at every iteration keeps the loop from sleeping in its selector (an empty look
+        # costs little, but the selector then returns at once, fewer events per call): only while a single
+        # execution is in flight, whose answer is what the loop waits for.
+        if messages or (len(self.pending) == 1 and time.monotonic() - self._last_progress < self._poll_s) \
+                or not channel.prepare_sleep():
             self._polling = True
             self.loop.call_soon(self._poll)
 
