@@ -107,7 +107,16 @@ def server(tmp_path: Path, tritium_serve_factory):  # type: ignore[no-untyped-de
     )
     wait_for(lambda: len(children(serve.process.pid)) == WORKERS + 1, what="every worker")
     wait_for(lambda: requests.get(f"http://{serve.http_url}/v2/health/ready", timeout=5).status_code == 200)
+    # Ready through one connection says one worker listens: a test that kills a worker needs the others to be
+    # listening already (on a loaded machine the second worker can still be importing).
+    wait_for(lambda: every_worker_listens(serve), what="every worker's listeners")
     return serve
+
+
+def every_worker_listens(serve) -> bool:  # type: ignore[no-untyped-def]
+    """Whether every worker logged that its HTTP and gRPC frontends started."""
+    log = serve.log()
+    return all(f"worker {i}: started HTTP" in log and f"worker {i}: started gRPC" in log for i in range(WORKERS))
 
 
 def test_every_worker_serves_and_statistics_and_metrics_are_one_answer(server) -> None:  # type: ignore[no-untyped-def]
