@@ -166,7 +166,12 @@ class StubLink:
             self._lose(exc)
             return
         self._handle(messages)
-        if self._attached and not self._polling and (self.pending or self.channel.has_tail()):
+        if not self._attached or self._polling:
+            return
+        # Poll on for a single execution in flight (or a tail to write); with several, wait for the next
+        # doorbell unless an answer came meanwhile.
+        spin = len(self.pending) == 1 and self._poll_s > 0
+        if self.channel.has_tail() or spin or (self.pending and not self.channel.prepare_sleep()):
             self._start_polling()
 
     def _watch(self) -> None:
