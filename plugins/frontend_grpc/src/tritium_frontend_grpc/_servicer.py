@@ -405,6 +405,36 @@ class GrpcServicer:
         context.set_compression(self._compression)
         await context.send_initial_metadata(())
 
+    def _stream_answer_now(self, call: InferCall | Malformed, metadata: Any, forwarded_pattern: Any) -> Any:
+        """A stream request of a non-decoupled model, started here: its response when the data plane answered
+        synchronously (an error response when it refused the request), else ``(awaitable, shm_outputs)`` to
+        finish later. None, with nothing started, when the request needs the general path (decoupled models,
+        malformed requests, shutdown)."""
+        if type(call) is Malformed or not self.accepting:
+            return None
+        msg = call.msg
+        try:
+            if self._stream_decoupled(msg):
+                return None
+        except Exception:
+            return None  # unknown model: the general path answers it
+        try:
+            forwarded = forwarded_headers(forwarded_pattern, metadata) if forwarded_pattern else None
+            request, shm_outputs = request_from_proto(msg, self._shm, forwarded, call.raw)
+            result = self._service.infer_nowait(request)
+            if type(result) is not InferenceResponse:
+                return result, shm_outputs
+            return self._stream_response(result, msg, shm_outputs)
+        except Exception as exc:
+            return _stream_error(msg, as_tritium_error(exc))
+
+    def _stream_response(self, response: InferenceResponse, msg: Any, shm_outputs: Any) -> Any:
+        out = pb.ModelStreamInferResponse()
+        infer_response = out.infer_response
+        response_to_proto(response, infer_response, self._shm, shm_outputs)
+        infer_response.parameters["triton_final_response"].bool_param = True
+        return out
+
     def _stream_decoupled(self, msg: pb.ModelInferRequest) -> bool:
         """Whether a stream request may get several responses."""
         return self._service.is_decoupled(msg.model_name, msg.model_version)
@@ -487,18 +517,37 @@ class GrpcServicer:
                     if not aborted.done():
                         aborted.set_result(error)
                     return
-                out = pb.ModelStreamInferResponse(error_message=error.message)
-                out.infer_response.id = msg.id
-                out.infer_response.parameters["triton_final_response"].bool_param = True
-                await send(out)
+                await send(_stream_error(msg, error))
+            finally:
+                finished(asyncio.current_task())
+
+        async def finish(msg: pb.ModelInferRequest, pending: Any, shm_outputs: Any) -> None:
+            try:
+                try:
+                    out = self._stream_response(await pending, msg, shm_outputs)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    out = _stream_error(msg, as_tritium_error(exc))
+                async with write_lock:
+                    await context.write(out)
             finally:
                 finished(asyncio.current_task())
 
         async def read() -> None:
             nonlocal producers
+            eager = room is None and not grpc_error_mode
             async for msg in request_iterator:
+                answer = self._stream_answer_now(msg, metadata, forwarded_pattern) if eager else None
+                if type(answer) is pb.ModelStreamInferResponse:  # answered on the spot: written here, no task
+                    async with write_lock:
+                        await context.write(answer)
+                    continue
                 producers += 1
-                tasks.add(loop.create_task(serve(msg)))
+                if answer is not None:  # started, answered later
+                    tasks.add(loop.create_task(finish(msg, *answer)))
+                else:
+                    tasks.add(loop.create_task(serve(msg)))
 
         reader = loop.create_task(read())
         reader.add_done_callback(lambda _: finished(None))
@@ -523,6 +572,14 @@ class GrpcServicer:
             return run()
         except Exception as exc:
             await _abort(context, as_tritium_error(exc))
+
+
+def _stream_error(msg: Any, error: TritiumError) -> pb.ModelStreamInferResponse:
+    """The in-stream answer to a failed request: its id, the error message, final."""
+    out = pb.ModelStreamInferResponse(error_message=error.message)
+    out.infer_response.id = msg.id
+    out.infer_response.parameters["triton_final_response"].bool_param = True
+    return out
 
 
 def _checked_version(version: str) -> str:
