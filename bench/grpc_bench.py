@@ -423,8 +423,8 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "Where the time goes: grpc.aio's own read and write cost ~200 us of CPU per message (cProfile of the "
         "baseline under the stream load); the native transport answers a small ModelInfer in ~70 us of server "
         "CPU in all (`bench/multiprocess.py` measures it per request from /proc), ModelInfer on the spot in "
-        "the connection's data_received when the model runs inline; streams still run one task and one "
-        "write lock per request.",
+        "the connection's data_received when the model runs inline; on streams such a request is answered by "
+        "the stream's reader without a task of its own.",
     ]
     return "\n".join(lines) + "\n"
 
