@@ -415,7 +415,7 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "How to read it: both Tritium servers serve gRPC on the default native transport (the plugin's own "
         "HTTP/2; `--grpc-transport=grpcio` is grpc.aio, as the baseline). `frontend` vs `baseline` is the "
         "transport and the frontend's conversions (decode into numpy views, kernel objects, raw response "
-        "encode, per-request tasks on streams) against grpc.aio's per-call cost; `tritium` vs `frontend` is "
+        "encode) against grpc.aio's per-call cost; `tritium` vs `frontend` is "
         "the kernel's (validation, default scheduler, instance pool, statistics). The machine is shared with "
         "other engineers' test runs, so single runs vary by tens of percent: the table keeps each server's "
         "best of interleaved runs; rerun on a quiet machine for absolute numbers.",
