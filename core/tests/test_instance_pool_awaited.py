@@ -194,3 +194,19 @@ async def test_execute_async_may_return_a_future_instead_of_a_coroutine() -> Non
     assert [int(r.outputs[0].data[0, 0]) for r in results] == [3, 6, 9]  # type: ignore[union-attr]
     assert pool.statistics.execution_count == 3
     pool.close()
+
+
+async def test_execute_async_may_return_a_future_that_is_already_done() -> None:
+    """A backend that answers at once (a finished future) is recorded before its caller reads the outcome."""
+
+    class DoneAddSub(AwaitedAddSub):
+        def execute_async(self, batch: Batch) -> asyncio.Future[Mapping[str, np.ndarray]]:
+            future: asyncio.Future[Mapping[str, np.ndarray]] = asyncio.get_running_loop().create_future()
+            future.set_result(self._outputs(batch))
+            return future
+
+    pool = pool_of(DoneAddSub(depth=2))
+    results = await asyncio.gather(run(pool, request(1)), run(pool, request(2)))
+    assert [int(r.outputs[0].data[0, 0]) for r in results] == [3, 6]  # type: ignore[union-attr]
+    assert pool.statistics.execution_count == 2
+    pool.close()

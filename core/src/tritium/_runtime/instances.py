@@ -258,7 +258,12 @@ class InstancePool(InstanceExecutor):
             timing.output_ns = clock() - t2
             settle(results)
 
-        running.add_done_callback(finished)  # first: runs before the awaiting caller's shield callback
+        if running.done():
+            # Already finished (a backend that answered at once): record it now, since a done callback would
+            # run only after the caller's await of the finished future had returned.
+            finished(running)
+        else:
+            running.add_done_callback(finished)  # first: runs before the awaiting caller's shield callback
         return running
 
     def _failure(self, exc: BaseException) -> TritiumError:
