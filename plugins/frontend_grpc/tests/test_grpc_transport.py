@@ -215,3 +215,40 @@ async def test_native_closes_connections_that_never_start(
     finally:
         for writer in (silent, half, started):
             writer.close()
+
+
+async def test_a_stream_request_failing_after_it_started_is_answered_in_stream(
+    echo_service_class: Any, make_frontend: Any
+) -> None:
+    """A request the data plane accepted but failed later (as a remote executor fails it) gets its in-stream
+    error with its id; the stream goes on."""
+    from tritium import TritiumError
+
+    class LateFailures(echo_service_class):  # type: ignore[misc, valid-type]
+        def infer_nowait(self, request: Any) -> Any:
+            if request.parameters.get("fail_late"):
+
+                async def fail() -> Any:
+                    await asyncio.sleep(0.01)
+                    raise TritiumError.invalid_arg("failed after it started")
+
+                return fail()
+            return super().infer_nowait(request)
+
+    frontend = await make_frontend(LateFailures())
+    late = _infer_request(np.ones((1, 4), np.float32))
+    late.id = "late"
+    late.parameters["fail_late"].bool_param = True
+    good = _infer_request(np.full((1, 4), 2, np.float32))
+    good.id = "good"
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{frontend.port}") as channel:
+        stream = channel.stream_stream(
+            f"{SERVICE}/ModelStreamInfer",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=pb.ModelStreamInferResponse.FromString,
+        )
+        responses = [r async for r in stream(iter([late, good]), timeout=10)]
+    by_id = {r.infer_response.id: r for r in responses}
+    assert set(by_id) == {"late", "good"}
+    assert by_id["late"].error_message == "failed after it started"
+    assert by_id["good"].error_message == ""

@@ -545,7 +545,7 @@ class GrpcServicer:
                     continue
                 producers += 1
                 if answer is not None:  # started, answered later
-                    tasks.add(loop.create_task(finish(msg, *answer)))
+                    tasks.add(loop.create_task(finish(msg.msg, *answer)))
                 else:
                     tasks.add(loop.create_task(serve(msg)))
 
