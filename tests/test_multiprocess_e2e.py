@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -408,11 +409,27 @@ def _tritium_command(*args: str) -> list[str]:
     return [str(Path(sys.executable).parent / "tritium"), "serve", "--plugin=tritium.testing.fakes", *args]
 
 
+def _serve_http_only(repository: Path, port: int) -> subprocess.CompletedProcess[str]:
+    """Run a multi-process server with HTTP only on 127.0.0.1:``port`` until it exits (bounded: 90 s)."""
+    return subprocess.run(
+        _tritium_command(
+            f"--model-repository={repository}",
+            f"--workers={WORKERS}",
+            "--allow-grpc=false",
+            "--allow-metrics=false",
+            "--http-address=127.0.0.1",
+            f"--http-port={port}",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
 def test_a_frontend_that_cannot_start_stops_the_server_with_its_reason(tmp_path: Path) -> None:
     """A port held by another process: every worker would fail again, so the server exits 1 saying why, as a
     single process does (instead of restarting workers forever)."""
     import socket
-    import subprocess
 
     write_identity_model(tmp_path, "m")
     holder = socket.socket()
@@ -420,19 +437,7 @@ def test_a_frontend_that_cannot_start_stops_the_server_with_its_reason(tmp_path:
     holder.listen()
     port = holder.getsockname()[1]
     try:
-        done = subprocess.run(
-            _tritium_command(
-                f"--model-repository={tmp_path}",
-                f"--workers={WORKERS}",
-                "--allow-grpc=false",
-                "--allow-metrics=false",
-                "--http-address=127.0.0.1",
-                f"--http-port={port}",
-            ),
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
+        done = _serve_http_only(tmp_path, port)
     finally:
         holder.close()
     assert done.returncode == 1, done.stderr
@@ -443,21 +448,7 @@ def test_a_frontend_that_cannot_start_stops_the_server_with_its_reason(tmp_path:
 def test_a_second_server_on_the_port_is_refused_and_the_first_keeps_all_its_traffic(server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A second multi-process server on the same port must not join the first one's SO_REUSEPORT group (it
     would silently take part of the traffic): it is refused as a single process is."""
-    import subprocess
-
-    done = subprocess.run(
-        _tritium_command(
-            f"--model-repository={tmp_path}",
-            f"--workers={WORKERS}",
-            "--allow-grpc=false",
-            "--allow-metrics=false",
-            "--http-address=127.0.0.1",
-            f"--http-port={server.http_port}",
-        ),
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+    done = _serve_http_only(tmp_path, server.http_port)
     assert done.returncode == 1, done.stderr
     assert f"Socket '127.0.0.1:{server.http_port}' already in use" in done.stderr
     assert done.stderr.count("tritium serve: error:") == 1
@@ -469,7 +460,6 @@ def test_port_zero_gives_every_worker_the_same_port(tmp_path: Path) -> None:
     """``--http-port=0 --grpc-port=0``: one port per protocol, chosen once, served by every worker; the startup
     log has the single-process model table and ready line once."""
     import re
-    import subprocess
 
     write_identity_model(tmp_path / "models", "fast")
     log_path = tmp_path / "serve.log"

@@ -32,7 +32,6 @@ import pickle
 import select
 import socket
 import struct
-import tempfile
 import threading
 import time
 from collections import deque
@@ -40,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from tritium_backend_python._ring import DEFAULT_CAPACITY, RingCorrupted, RingPair
+from tritium_backend_python._ring import DEFAULT_CAPACITY, RingCorrupted, RingPair, memory_file
 
 _HEADER = struct.Struct("<IIII")  # payload bytes, out-of-band buffers, arenas announced, arenas dropped
 _HEADER_BYTES = _HEADER.size
@@ -83,18 +82,6 @@ class ChannelTimeout(Exception):
     """No message arrived within the time allowed."""
 
 
-def _memory_file(size: int) -> int:
-    """A file descriptor of ``size`` bytes of shared memory that has no name on any file system."""
-    if hasattr(os, "memfd_create"):
-        fd = os.memfd_create("tritium-python-arena", getattr(os, "MFD_CLOEXEC", 0))
-    else:  # pragma: no cover - non-Linux
-        directory = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        fd, path = tempfile.mkstemp(prefix="tritium-python-arena-", dir=directory)
-        os.unlink(path)
-    os.ftruncate(fd, size)
-    return fd
-
-
 class _Arena:
     """The sending side's shared memory: segments this process created, bump-allocated."""
 
@@ -113,7 +100,7 @@ class _Arena:
         if segment is None or start + size > len(segment):
             old = segment
             capacity = max(_MIN_ARENA, size + _ALIGN, 2 * len(old) if old is not None else 0)
-            fd = _memory_file(capacity)
+            fd = memory_file(capacity, "tritium-python-arena")
             segment = mmap.mmap(fd, capacity)
             arena_id = self.next_id
             self.next_id += 1

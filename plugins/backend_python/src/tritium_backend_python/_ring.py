@@ -168,7 +168,7 @@ class RingPair:
         """The server's side of a new, empty pair of rings of ``capacity`` bytes each (a power of two)."""
         if capacity <= 0 or capacity & (capacity - 1):
             raise ValueError(f"ring capacity must be a power of two, got {capacity}")
-        fd = _memory_file(HEADER_BYTES + 2 * capacity)
+        fd = memory_file(HEADER_BYTES + 2 * capacity, "tritium-python-rings")
         with mmap.mmap(fd, HEADER_BYTES) as header:
             words = memoryview(header).cast("Q")
             words[_MAGIC_AT] = MAGIC
@@ -204,19 +204,18 @@ class RingPair:
     def peer_wants_data(self) -> bool:
         """After publishing bytes: whether to ring the peer's doorbell (its flag is lowered here; a fence
         first)."""
-        self.fence()
-        words = self._words
-        if words[self._peer_data]:
-            words[self._peer_data] = 0
-            return True
-        return False
+        return self._take_peer_flag(self._peer_data)
 
     def peer_wants_room(self) -> bool:
         """After reading bytes: whether to ring the peer's doorbell (it waits to write; a fence first)."""
+        return self._take_peer_flag(self._peer_room)
+
+    def _take_peer_flag(self, index: int) -> bool:
+        """Fence, then lower the peer's flag ``index`` if it is up; whether it was."""
         self.fence()
         words = self._words
-        if words[self._peer_room]:
-            words[self._peer_room] = 0
+        if words[index]:
+            words[index] = 0
             return True
         return False
 
@@ -233,13 +232,14 @@ class RingPair:
         self._map.close()
 
 
-def _memory_file(size: int) -> int:
-    """A file descriptor of ``size`` bytes of zeroed shared memory without a name on any file system."""
+def memory_file(size: int, name: str) -> int:
+    """A file descriptor of ``size`` bytes of zeroed shared memory without a name on any file system (``name``
+    only labels it, e.g. in /proc/<pid>/fd)."""
     if hasattr(os, "memfd_create"):
-        fd = os.memfd_create("tritium-python-rings", getattr(os, "MFD_CLOEXEC", 0))
+        fd = os.memfd_create(name, getattr(os, "MFD_CLOEXEC", 0))
     else:  # pragma: no cover - non-Linux
         directory = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        fd, path = tempfile.mkstemp(prefix="tritium-python-rings-", dir=directory)
+        fd, path = tempfile.mkstemp(prefix=f"{name}-", dir=directory)
         os.unlink(path)
     os.ftruncate(fd, size)
     return fd

@@ -67,10 +67,11 @@ _FRAME_HEADER = struct.Struct(">I")
 
 def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
     """One frame: the 9-byte header and its payload."""
-    return (len(payload).to_bytes(3, "big") + bytes((kind, flags)) + stream_id.to_bytes(4, "big")) + payload
+    return frame_header(len(payload), kind, flags, stream_id) + payload
 
 
 def frame_header(length: int, kind: int, flags: int, stream_id: int) -> bytes:
+    """The 9-byte header of a frame carrying ``length`` bytes."""
     return length.to_bytes(3, "big") + bytes((kind, flags)) + stream_id.to_bytes(4, "big")
 
 

@@ -95,6 +95,10 @@ def _metadata_value(key: str, value: str) -> Any:
         return value.encode("latin-1")
 
 
+_STREAMED = object()
+"""What a streaming call's run returns once its responses went out (the trailers end it)."""
+
+
 class _Aborted(Exception):
     """Raised by :meth:`NativeContext.abort`: the call ends with the context's status."""
 
@@ -369,6 +373,8 @@ class GrpcCall:
         self.task = asyncio.get_running_loop().create_task(self._finish_later(coroutine))
 
     async def _finish_later(self, awaitable: Any) -> None:
+        """Await the handler's result and end the call with it: its response (:meth:`_answer`), or the
+        status of its abort, cancellation or failure."""
         try:
             result = await awaitable
         except _Aborted:
@@ -381,34 +387,28 @@ class GrpcCall:
         except Exception as exc:
             self._failed(exc)
             return
-        self._answer(result)
+        if result is _STREAMED:
+            self.finish(self.context.status_code or grpc.StatusCode.OK, self.context.status_details)
+        else:
+            self._answer(result)
 
     async def _run_streaming(self) -> None:
+        await self._finish_later(self._stream_handler())
+
+    async def _stream_handler(self) -> Any:
+        """Run a handler that reads a request stream: the response of a stream-unary handler, or
+        :data:`_STREAMED` once a response stream was written."""
         handler = self.handler
-        context = self.context
-        try:
-            if handler.response_streaming:
-                result = handler.stream_stream(self._requests(), context)
-            else:
-                result = handler.stream_unary(self._requests(), context)
-            if inspect.isasyncgen(result):
-                async for response in result:
-                    await self.write(response)
-            else:
-                response = await result
-                if not handler.response_streaming and response is not None:
-                    self._answer(response)
-                    return
-        except _Aborted:
-            pass
-        except asyncio.CancelledError:
-            if not self.finished:
-                self.finish(grpc.StatusCode.CANCELLED, "Cancelled")
-            raise
-        except Exception as exc:
-            self._failed(exc)
-            return
-        self.finish(context.status_code or grpc.StatusCode.OK, context.status_details)
+        if handler.response_streaming:
+            result = handler.stream_stream(self._requests(), self.context)
+        else:
+            result = handler.stream_unary(self._requests(), self.context)
+        if inspect.isasyncgen(result):
+            async for response in result:
+                await self.write(response)
+            return _STREAMED
+        response = await result
+        return response if not handler.response_streaming and response is not None else _STREAMED
 
     def _failed(self, exc: Exception) -> None:
         _log.debug("gRPC handler of %s raised", self.path, exc_info=exc)
