@@ -27,9 +27,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def free_port() -> int:
     """A TCP port the OS says is free on 127.0.0.1 now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` different TCP ports the OS says are free on 127.0.0.1 now: all held at once while they are
+    chosen (ports taken one after the other can come back equal once each is released)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def installed_plugins() -> set[str]:
@@ -53,9 +64,10 @@ class TritiumServe:
         env: dict[str, str] | None = None,
     ) -> None:
         plugins = installed_plugins()
-        self.http_port = free_port() if "frontend_http" in plugins else None
-        self.grpc_port = free_port() if "frontend_grpc" in plugins else None
-        self.metrics_port = free_port() if "metrics_prometheus" in plugins else None
+        http_port, grpc_port, metrics_port = free_ports(3)
+        self.http_port = http_port if "frontend_http" in plugins else None
+        self.grpc_port = grpc_port if "frontend_grpc" in plugins else None
+        self.metrics_port = metrics_port if "metrics_prometheus" in plugins else None
         flags = list(args)
         given = " ".join(flags)
         for flag, port in (
