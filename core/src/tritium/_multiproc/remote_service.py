@@ -379,6 +379,7 @@ class RemoteService(InferenceService):
             raise
         if isinstance(result, InferenceResponse):
             self._leave()
+            self._send_forwarded()
             return result
         return self._finish(result)
 
@@ -387,13 +388,24 @@ class RemoteService(InferenceService):
             return await pending
         finally:
             self._leave()
+            self._send_forwarded()
+
+    def _send_forwarded(self) -> None:
+        """Write the statistics a local copy forwarded for a request before its answer leaves: a client
+        that asks for statistics once answered (through any worker) finds its request counted."""
+        conn = self._conn
+        if conn is not None:
+            conn.channel.flush()
 
     async def infer(self, request: InferenceRequest) -> InferenceResponse:
         self._enter()
         try:
             local = self._local(request.model_name)
             if local is not None:
-                return await local.infer(request)
+                try:
+                    return await local.infer(request)
+                finally:
+                    self._send_forwarded()
             conn = self._connection()
             rid = next(self._ids)
             future: asyncio.Future[InferenceResponse] = asyncio.get_running_loop().create_future()
@@ -416,6 +428,7 @@ class RemoteService(InferenceService):
             local = self._local(request.model_name)
             if local is not None:
                 async for response in local.infer_stream(request):
+                    self._send_forwarded()
                     yield response
                 return
             conn = self._connection()
