@@ -27,7 +27,7 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
 END_STREAM = ACK = 0x1
 END_HEADERS = 0x4
-PROTOCOL_ERROR, INTERNAL_ERROR, FRAME_SIZE_ERROR, ENHANCE_YOUR_CALM = 1, 2, 6, 11
+NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FRAME_SIZE_ERROR, ENHANCE_YOUR_CALM = 0, 1, 2, 6, 11
 SETTINGS_MAX_FRAME_SIZE = 5
 SERVICE = "/inference.GRPCInferenceService"
 TIMEOUT = 5.0
@@ -250,6 +250,30 @@ async def test_rapid_pings_without_calls_get_enhance_your_calm(peer: Peer) -> No
     await peer.send(frame(PING, 0, 0, b"\x03" * 8))
     code, debug = await peer.goaway_then_close()
     assert (code, debug) == (ENHANCE_YOUR_CALM, b"too_many_pings")
+
+
+async def test_a_short_goaway_gets_frame_size_error(peer: Peer) -> None:
+    await peer.send(frame(GOAWAY, 0, 0, b""))
+    code, _ = await peer.goaway_then_close()
+    assert code == FRAME_SIZE_ERROR
+
+
+async def test_a_client_goaway_on_an_idle_connection_is_answered_and_closes_it(peer: Peer) -> None:
+    await peer.send(frame(GOAWAY, 0, 0, struct.pack(">II", 0, NO_ERROR)))
+    code, _ = await peer.goaway_then_close()
+    assert code == NO_ERROR
+
+
+async def test_a_client_goaway_lets_its_open_call_finish_first(peer: Peer) -> None:
+    await peer.send(
+        frame(HEADERS, END_HEADERS, 1, request_block(f"{SERVICE}/ServerLive"))
+        + frame(GOAWAY, 0, 0, struct.pack(">II", 0, NO_ERROR))
+        + frame(DATA, END_STREAM, 1, grpc_message(client_pb.ServerLiveRequest().SerializeToString()))
+    )
+    _, (*_, trailers) = await peer.response(1)
+    assert trailers["grpc-status"] == "0"
+    code, _ = await peer.goaway_then_close()
+    assert code == NO_ERROR
 
 
 # ------------------------------------------------------------------------------------------ calls

@@ -266,9 +266,11 @@ class H2Protocol(asyncio.Protocol):
         elif kind == GOAWAY:
             if stream_id:
                 raise ConnectionError_(PROTOCOL_ERROR, "GOAWAY on a stream")
+            if len(payload) < 8:
+                raise ConnectionError_(FRAME_SIZE_ERROR, "GOAWAY shorter than 8 bytes")
+            # The client is going away: its streams finish, then the connection ends with our own GOAWAY.
             self._peer_goaway = True
-            if not self.streams:
-                self.close()
+            self._check_idle()
         elif kind == PRIORITY:
             if stream_id == 0 or len(payload) != 5:
                 raise ConnectionError_(PROTOCOL_ERROR, "bad PRIORITY frame")
@@ -609,7 +611,12 @@ class H2Protocol(asyncio.Protocol):
             self._check_idle()
 
     def _check_idle(self) -> None:
-        if not self.streams:
+        if self.streams:
+            return
+        if self._peer_goaway:
+            self.send_goaway()
+            self.close()
+        else:
             self.connection_idle()
 
     # ---------------------------------------------------------------------------------- shutdown

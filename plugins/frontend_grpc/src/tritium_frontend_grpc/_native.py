@@ -607,7 +607,7 @@ class GrpcConnection(H2Protocol):
             stream.app.reset()
 
     def connection_idle(self) -> None:
-        if self.server.stopping or self._goaway_sent or self._peer_goaway:
+        if self.server.stopping or self._goaway_sent:
             self.close()
 
     def _handshake_expired(self) -> None:
