@@ -290,6 +290,50 @@ def test_an_event_loop_about_to_sleep_is_rung_or_told_to_poll_on():
         stub.close()
 
 
+def test_a_deferred_doorbell_wakes_a_sleeping_peer_once_for_every_message_sent_before_it():
+    """With ``defer_doorbell`` the sends of one loop turn do not ring: the owner rings once afterwards, and
+    only when the peer sleeps (its flag up); the messages all arrive."""
+    import select
+
+    server, stub = connected_channels()
+    due: list[bool] = []
+    try:
+        server.start_nonblocking(lambda: None, lambda: due.append(True))
+        assert stub.prepare_sleep()  # the stub sleeps: its flag is up
+        for index in range(5):
+            server.send(("execute", index))
+        assert due == [True]  # asked once for the five
+        assert not select.select([stub], [], [], 0.05)[0]  # nobody rang yet
+        server.ring_doorbell_if_wanted()
+        assert select.select([stub], [], [], 2)[0]
+        assert [m for m, _ in stub.pump()] == [("execute", i) for i in range(5)]
+        server.ring_doorbell_if_wanted()  # nothing sent since: no second doorbell
+        server.send(("execute", 5))  # the stub is awake (its flag went down with the doorbell)
+        assert due == [True, True]
+        server.ring_doorbell_if_wanted()
+        assert not select.select([stub], [], [], 0.05)[0]
+        assert [m for m, _ in stub.poll()] == [("execute", 5)]
+    finally:
+        server.close()
+        stub.close()
+
+
+def test_leaving_non_blocking_mode_rings_a_doorbell_still_due():
+    import select
+
+    server, stub = connected_channels()
+    try:
+        server.start_nonblocking(lambda: None, lambda: None)
+        assert stub.prepare_sleep()
+        server.send("pending")
+        server.stop_nonblocking()  # the owner lets go before its loop turn ended: the wake-up is not lost
+        assert select.select([stub], [], [], 2)[0]
+        assert [m for m, _ in stub.pump()] == ["pending"]
+    finally:
+        server.close()
+        stub.close()
+
+
 # ------------------------------------------------------------------------------- wake-ups, processes
 CONFIG = """
 max_batch_size: 8

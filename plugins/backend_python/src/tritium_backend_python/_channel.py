@@ -191,24 +191,36 @@ class Channel:
         self._copy = copy_received
         self._tail: deque[bytes] = deque()  # bytes the ring had no room for (non-blocking mode)
         self._on_blocked: Any = None  # non-blocking mode: called when a tail appears
+        self._defer_doorbell: Any = None  # non-blocking mode: schedules ring_doorbell_if_wanted()
+        self._doorbell_due = False
         self.buffers_in_last = 0
         """Out-of-band buffers (peer arena views) of the last message parsed."""
 
     def fileno(self) -> int:
         return self._sock.fileno()
 
-    def start_nonblocking(self, on_blocked: Any) -> None:
+    def start_nonblocking(self, on_blocked: Any, defer_doorbell: Any = None) -> None:
         """Never block in :meth:`send` from now on: what the outbound ring has no room for waits in a tail,
         and ``on_blocked()`` (called from the sending thread) asks the owner to call :meth:`write_tail`
         (after :meth:`poll` or :meth:`pump`; :meth:`prepare_sleep` asks the peer to ring when it made room).
-        Reads are the owner's, with :meth:`poll` and :meth:`pump`."""
+        Reads are the owner's, with :meth:`poll` and :meth:`pump`.
+
+        With ``defer_doorbell``, a send does not ring a sleeping peer itself: it calls ``defer_doorbell()``
+        (once until the owner calls :meth:`ring_doorbell_if_wanted`), so that the messages sent in one turn
+        of the owner's event loop wake the peer once, together."""
         with self._send_lock:
             self._on_blocked = on_blocked
+            self._defer_doorbell = defer_doorbell
 
     def stop_nonblocking(self) -> None:
         """Back to blocking sends (the tail, if any, is written out first)."""
         with self._send_lock:
             self._on_blocked = None
+            self._defer_doorbell = None
+            if self._doorbell_due:
+                self._doorbell_due = False
+                if self._rings.peer_wants_data():
+                    self._ring_doorbell()
             while self._tail:
                 self._write_blocking(memoryview(self._tail.popleft()))
 
@@ -274,11 +286,28 @@ class Channel:
         except OSError as exc:
             raise ChannelClosed(f"channel send failed: {exc}") from None
 
+    def ring_doorbell_if_wanted(self) -> None:
+        """Ring the peer's doorbell for the messages sent since the last call, if it sleeps (see
+        :meth:`start_nonblocking`)."""
+        with self._send_lock:
+            if self._doorbell_due:
+                self._doorbell_due = False
+                if self._rings.peer_wants_data():
+                    self._ring_doorbell()
+
     def _write(self, data: memoryview) -> int:
-        """Put what fits of ``data`` in the outbound ring, ringing the peer if it sleeps; returns how much."""
+        """Put what fits of ``data`` in the outbound ring, ringing the peer if it sleeps (or leaving that to
+        the owner, see :meth:`start_nonblocking`); returns how much."""
         try:
             written = self._outbound.write(data)
-            if written and self._rings.peer_wants_data():
+            if not written:
+                return 0
+            defer = self._defer_doorbell
+            if defer is not None:
+                if not self._doorbell_due:
+                    self._doorbell_due = True
+                    defer()
+            elif self._rings.peer_wants_data():
                 self._ring_doorbell()
         except RingCorrupted as exc:
             raise ChannelClosed(f"the peer corrupted the channel: {exc}") from None

@@ -2,7 +2,8 @@
 
 The kernel awaits ``IsolatedInstance.execute_async`` on its event loop (see ``tritium.abc.ModelInstance``).
 A :class:`StubLink` makes that a plain exchange of messages with no thread in between: the loop writes an
-``execute`` into the stub's ring (ringing its doorbell only if it sleeps) and takes the answers from the
+``execute`` into the stub's ring (ringing its doorbell only if it sleeps, once at the end of the loop's turn
+for all the executions written in it) and takes the answers from the
 other ring, once per loop iteration while executions are in flight (no system call), so a request costs one
 loop -> stub -> loop round trip. When the loop found no answer for ``polling.server_s`` (and at once, when
 that is 0 and one execution is in flight) it raises its flag and the stub rings its socket, which the loop
@@ -83,7 +84,7 @@ class StubLink:
         self._watchdog: asyncio.TimerHandle | None = None
         self._last_progress = 0.0
         self._attached = True
-        self.channel.start_nonblocking(self._blocked)
+        self.channel.start_nonblocking(self._blocked, self._defer_doorbell)
         loop.add_reader(self._fd, self._readable)
         stub.before_close = self.release
 
@@ -221,6 +222,22 @@ class StubLink:
             self._lose(ChannelTimeout("execute timed out"))
 
     # ------------------------------------------------------------------------------------ writing
+    def _defer_doorbell(self) -> None:
+        """A message went into the stub's ring: wake the stub (if it sleeps) once this turn of the loop has
+        sent what it sends, so that the executions submitted together wake it once (any thread)."""
+        if threading.get_ident() == self._thread:
+            self.loop.call_soon(self._ring_doorbell)
+        else:
+            self.loop.call_soon_threadsafe(self._ring_doorbell)
+
+    def _ring_doorbell(self) -> None:
+        if not self._attached:
+            return
+        try:
+            self.channel.ring_doorbell_if_wanted()
+        except ChannelClosed as exc:
+            self._lose(exc)
+
     def _blocked(self) -> None:
         """The ring had no room for a whole message (any thread): the polls write the rest."""
         self.loop.call_soon_threadsafe(self._resume)
