@@ -23,6 +23,7 @@ from tritium._multiproc.local_models import LocalModels
 from tritium._multiproc.remote_service import RemoteService
 from tritium._multiproc.shm_table import TABLE_NAME, SharedRegistry
 from tritium._plugins.host import PluginHost
+from tritium._runtime.heap import freeze_long_lived
 from tritium._runtime.server import (
     EXIT_TIMEOUT_MESSAGE,
     SHUTDOWN_MARGIN_SECS,
@@ -59,6 +60,7 @@ async def run_executor(options: ServerOptions, host: PluginHost, run_dir: Path) 
     server.add_event_handler(bridge.on_event)
     await bridge.control_log.replay(server.service)  # a restart: the models the API had loaded, again
     await bridge.start()
+    freeze_long_lived()
     _log.info("model executor ready (pid %d)", os.getpid())
     try:
         await stop.wait()
@@ -138,6 +140,7 @@ async def run_worker(
             if worker_index == 0:
                 sys.stderr.write(f"tritium serve: error: {exc}\n")
             return WORKER_STARTUP_FAILED
+        freeze_long_lived()
         if worker_index == 0:  # the model table came from the executor, before any frontend started
             _log.info("server is ready (%d model(s) loaded)", _ready_models(service))
         await stop.wait()

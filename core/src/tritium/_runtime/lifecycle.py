@@ -26,6 +26,7 @@ from tritium._base.events import Event, ModelLoaded, ModelUnloaded
 from tritium._base.options import ServerOptions
 from tritium._base.stats import ModelStatistics
 from tritium._base.tensors import InferenceRequest, InferenceResponse
+from tritium._runtime.heap import collect_retired
 from tritium._runtime.instances import InstancePool
 from tritium._runtime.model_client import UnreachableModels
 from tritium._runtime.repository import (
@@ -462,6 +463,7 @@ class ModelManager:
         await loaded.idle.wait()
         await loaded.scheduler.close()
         await asyncio.to_thread(loaded.pool.close)
+        collect_retired()
 
     def abort_pending(self, error: TritiumError) -> None:
         """Answer every request that has not started executing with ``error`` (shutdown past the exit

@@ -25,6 +25,7 @@ from tritium._base.stats import ModelStatistics
 from tritium._base.tensors import InferenceRequest, InferenceResponse
 from tritium._plugins.host import PluginHost, plugin_reference
 from tritium._runtime.dataplane import DataPlane
+from tritium._runtime.heap import freeze_long_lived
 from tritium._runtime.lifecycle import ModelManager
 from tritium._runtime.settings import LogSettings
 from tritium.abc import Frontend, MetricsSink
@@ -273,6 +274,7 @@ class Server:
             except (NotImplementedError, RuntimeError):
                 pass
         await self.start()
+        freeze_long_lived()
         loaded = sum(1 for r in self._models.records() if r.serving) if self._models else 0
         _log.info("server is ready (%d model(s) loaded)", loaded)
         try:
