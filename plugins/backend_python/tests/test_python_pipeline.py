@@ -83,7 +83,7 @@ def loaded(model_from_source, load):
 
 def test_executions_are_pipelined_in_order_one_request_each(loaded):
     pool, instance = loaded()
-    assert instance.pipeline_depth == 8 and pool.free_count() == 8
+    assert instance.pipeline_depth == 64 and pool.free_count() == 64
 
     async def main() -> list[InferenceResponse | TritiumError]:
         return await asyncio.gather(*(infer(pool, request(v, v + 1)) for v in range(10, 50)))

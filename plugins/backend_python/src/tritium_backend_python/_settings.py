@@ -13,7 +13,7 @@ settings (server-wide defaults):
   ``execute`` in isolated mode; 0 (default) means none;
 - ``TRITIUM_PIPELINE_DEPTH`` parameter / ``pipeline-depth`` setting: how many executions of an isolated
   instance may be in flight at once (sent to its stub before the previous one answered; the stub still runs
-  them one at a time, in order): 8 by default, 1 turns pipelining off. Models with dynamic or sequence
+  them one at a time, in order): 64 by default, 1 turns pipelining off. Models with dynamic or sequence
   batching and decoupled models always use 1 (a batch forms while the instance is busy);
 - ``TRITIUM_SERVER_POLL_US`` parameter / ``server-poll-us`` setting: how long the server's event loop keeps
   looking for an isolated instance's answer in shared memory (from the last answer, while executions are in
@@ -45,7 +45,7 @@ class ModelSettings:
     env_path: str | None = None
     stub_timeout_s: float = 30.0
     execute_timeout_s: float = 0.0
-    pipeline_depth: int = 8
+    pipeline_depth: int = 64
     server_poll_us: int = SERVER_POLL_US
     stub_poll_us: int = STUB_POLL_US
 
@@ -85,7 +85,7 @@ def model_settings(config: ModelConfig, options: Mapping[str, str]) -> ModelSett
         "TRITIUM_EXECUTE_TIMEOUT_SECONDS",
         name,
     )
-    depth_text = parameters.get("TRITIUM_PIPELINE_DEPTH", options.get("pipeline-depth", "8")).strip()
+    depth_text = parameters.get("TRITIUM_PIPELINE_DEPTH", options.get("pipeline-depth", "64")).strip()
     if not depth_text.isdigit() or not 1 <= int(depth_text) <= 64:
         raise ConfigError(f"model '{name}': TRITIUM_PIPELINE_DEPTH must be a whole number from 1 to 64, got "
                           f"'{depth_text}'")
