@@ -361,8 +361,22 @@ def test_a_restarted_executor_serves_the_models_the_api_had_loaded(tmp_path: Pat
     os.kill(before, signal.SIGKILL)
     wait_for(lambda: children(serve.process.pid).get("executor") not in (None, before), what="a new executor")
     wait_for(lambda: httpclient.InferenceServerClient(serve.http_url).is_model_ready("later"), what="'later' again")
+    # Readiness came from one worker; each worker reconnects to the new executor on its own (until then it
+    # answers 503): every worker answers once a run of fresh connections all do.
+    wait_for(lambda: all(answers(serve.http_url, "later") for _ in range(6)), what="every worker reconnected")
     assert not httpclient.InferenceServerClient(serve.http_url).is_model_ready("startup")
     assert http_infer(serve.http_url, "later", 3.0).tolist() == [[3.0] * 4]
+
+
+def answers(url: str, model: str) -> bool:
+    """Whether ``model`` answers an inference through a new connection (False: 503, the worker that took the
+    connection is not connected to the model executor yet)."""
+    try:
+        return bool(http_infer(url, model, 1.0).tolist() == [[1.0] * 4])
+    except InferenceServerException as exc:
+        if exc.status() != "503":
+            raise
+        return False
 
 
 def test_a_model_that_runs_in_the_workers_keeps_one_set_of_statistics(tmp_path: Path, tritium_serve_factory) -> None:  # type: ignore[no-untyped-def]

@@ -59,8 +59,8 @@ async def run_executor(options: ServerOptions, host: PluginHost, run_dir: Path) 
     bridge = ExecutorBridge(server.service, run_dir, ARENA_SIZE, server.emit)
     server.add_event_handler(bridge.on_event)
     await bridge.control_log.replay(server.service)  # a restart: the models the API had loaded, again
+    freeze_long_lived()  # before the workers connect: its collection pauses the loop once, here
     await bridge.start()
-    freeze_long_lived()
     _log.info("model executor ready (pid %d)", os.getpid())
     try:
         await stop.wait()
