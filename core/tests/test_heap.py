@@ -26,6 +26,7 @@ def test_the_heap_is_frozen_once_the_server_is_up_and_new_objects_are_collected_
         class Node: pass
         freeze_long_lived()
         assert gc.get_freeze_count() > 0
+        assert gc.get_threshold()[0] == 10_000
         young = Node(); young.self = young  # a cycle made after the freeze
         probe = weakref.ref(young); del young
         gc.collect()
@@ -66,3 +67,20 @@ def test_a_process_that_never_froze_is_left_alone() -> None:
         """
     )
     assert out == "0"
+
+
+def test_a_collector_switched_off_or_tuned_higher_is_left_as_it_is() -> None:
+    out = run_isolated(
+        """
+        import gc
+        from tritium._runtime.heap import freeze_long_lived
+
+        gc.set_threshold(50_000, 5, 5)
+        freeze_long_lived()
+        tuned = gc.get_threshold()
+        gc.set_threshold(0)
+        freeze_long_lived()
+        print(tuned, gc.get_threshold()[0])
+        """
+    )
+    assert out == "(50000, 5, 5) 0"
