@@ -159,8 +159,8 @@ class WorkerSession:
             except Exception as exc:
                 self.channel.send(("err", rid, encode_error(exc)))
             else:
+                self._on_control(method, args, kwargs)  # its notices leave before the answer does
                 self.channel.send(("ret", rid, value))
-                self._on_control(method, args, kwargs)
         elif method in ASYNC_CALLS:
             self._track(rid, asyncio.ensure_future(self._call_async(rid, method, args, kwargs)))
         else:
@@ -345,6 +345,9 @@ class ExecutorBridge:
             for session in list(self.sessions):
                 if session.response_arena is not None:
                     session.notify(("log_settings", settings))
+                    # Written now, before the caller's answer: once the client has its answer, every
+                    # worker has the settings in its socket, even if the executor dies the next moment.
+                    session.channel.flush()
 
     def on_event(self, event: Event) -> None:
         """Tell every worker that the set of loaded models changed (its cached metadata is stale), on its data
