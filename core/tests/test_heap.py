@@ -84,3 +84,41 @@ def test_a_collector_switched_off_or_tuned_higher_is_left_as_it_is() -> None:
         """
     )
     assert out == "(50000, 5, 5) 0"
+
+
+def test_a_burst_of_retired_models_is_collected_once_after_the_last_and_never_during_shutdown() -> None:
+    out = run_isolated(
+        """
+        import asyncio, gc, weakref
+        from tritium._runtime import heap
+
+        heap.COLLECT_AFTER_S = 0.05
+        class Model: pass
+        models = [Model() for _ in range(3)]
+        for model in models:
+            model.self = model
+        del model
+        probes = [weakref.ref(m) for m in models]
+        heap.freeze_long_lived()
+        runs = []
+        real = heap.collect_retired
+        heap.collect_retired = lambda: (runs.append(1), real())
+
+        async def main():
+            retired = heap.RetiredCollection()
+            for index in range(3):  # three unloads in a burst
+                models[index] = None
+                retired.schedule()
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)
+            collected = all(p() is None for p in probes)
+            stopping = heap.RetiredCollection()
+            stopping.schedule()
+            stopping.stop()  # shutdown: the scheduled collection is dropped
+            await asyncio.sleep(0.2)
+            return collected
+
+        print(asyncio.run(main()), len(runs))
+        """
+    )
+    assert out == "True 1"

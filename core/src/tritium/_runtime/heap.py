@@ -5,8 +5,10 @@ collector's full collections walk all of them, each time pausing the event loop 
 three times the median under load). Once the server is up, those objects are moved to the permanent
 generation (:func:`gc.freeze`): they are never walked again, and those that reference counting frees are freed
 as usual. Only cyclic garbage among them would never be collected, which matters when a model loaded before
-the freeze is unloaded: after every unload or replacement the heap is unfrozen, collected once and frozen
-again, so nothing a model leaves behind is kept.
+the freeze is unloaded: after unloads or replacements the heap is unfrozen, collected once and frozen again
+(:class:`RetiredCollection`: one collection a second after the last of a burst of unloads, since each
+pauses the process for a few hundred milliseconds; none while the server shuts down), so nothing a model
+leaves behind is kept.
 
 The youngest generation is also collected less often: 10,000 net allocations instead of Python's 700.
 Under load a serving process holds thousands of container objects per batch of requests in flight (futures,
@@ -20,6 +22,7 @@ they are ready; a :class:`tritium.Server` embedded in another program leaves its
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
 YOUNG_THRESHOLD = 10_000
@@ -44,3 +47,36 @@ def collect_retired() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+COLLECT_AFTER_S = 1.0
+"""How long after the last retired model version the collection runs (unloads come in bursts)."""
+
+
+class RetiredCollection:
+    """Runs :func:`collect_retired` once after a burst of retired model versions, on the event loop."""
+
+    __slots__ = ("_handle", "_stopped")
+
+    def __init__(self) -> None:
+        self._handle: asyncio.TimerHandle | None = None
+        self._stopped = False
+
+    def schedule(self) -> None:
+        """A model version was closed: collect a little later (again later if another one follows)."""
+        if self._stopped or not gc.get_freeze_count():
+            return
+        if self._handle is not None:
+            self._handle.cancel()
+        self._handle = asyncio.get_running_loop().call_later(COLLECT_AFTER_S, self._run)
+
+    def stop(self) -> None:
+        """The server shuts down: the process exits soon, no collection is worth its pause."""
+        self._stopped = True
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _run(self) -> None:
+        self._handle = None
+        collect_retired()

@@ -26,7 +26,7 @@ from tritium._base.events import Event, ModelLoaded, ModelUnloaded
 from tritium._base.options import ServerOptions
 from tritium._base.stats import ModelStatistics
 from tritium._base.tensors import InferenceRequest, InferenceResponse
-from tritium._runtime.heap import collect_retired
+from tritium._runtime.heap import RetiredCollection
 from tritium._runtime.instances import InstancePool
 from tritium._runtime.model_client import UnreachableModels
 from tritium._runtime.repository import (
@@ -139,6 +139,7 @@ class ModelManager:
         self._load_slots = asyncio.Semaphore(max(options.model_load_thread_count, 1))
         self.gpu_count = visible_gpu_count()
         self._poll_task: asyncio.Task[None] | None = None
+        self._retired = RetiredCollection()
         self.client_for: Callable[[str], ScopedModelClient] | None = None
         """Makes the model client of a model (its scheduler's and instances' way to other models); set by
         the data plane. None: models reach no other model."""
@@ -463,7 +464,7 @@ class ModelManager:
         await loaded.idle.wait()
         await loaded.scheduler.close()
         await asyncio.to_thread(loaded.pool.close)
-        collect_retired()
+        self._retired.schedule()
 
     def abort_pending(self, error: TritiumError) -> None:
         """Answer every request that has not started executing with ``error`` (shutdown past the exit
@@ -479,6 +480,7 @@ class ModelManager:
     async def unload_all(self, timeout: float | None = None) -> bool:
         """Unload every model (shutdown). With ``timeout``, models still executing when it passes are left
         as they are (their threads abandoned, the process is about to exit); False then."""
+        self._retired.stop()
         loaded_versions = [(r.name, loaded) for r in self.records() for loaded in r.serving.values()]
         unloads = [
             asyncio.ensure_future(self.unload(r.name, explicit=False)) for r in self.records() if r.serving
