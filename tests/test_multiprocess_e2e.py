@@ -286,6 +286,7 @@ def test_a_killed_executor_fails_pending_requests_then_comes_back(server) -> Non
         lambda: requests.get(f"http://{server.http_url}/v2/health/ready", timeout=5).status_code == 200,
         what="readiness after the executor restarted",
     )
+    wait_for_every_worker(server.http_url, "fast")
     for i in range(6):
         assert http_infer(server.http_url, "fast", float(i)).tolist() == [[float(i)] * 4]
         assert grpc_infer(server.grpc_address, "fast", float(i)).tolist() == [[float(i)] * 4]
@@ -361,11 +362,15 @@ def test_a_restarted_executor_serves_the_models_the_api_had_loaded(tmp_path: Pat
     os.kill(before, signal.SIGKILL)
     wait_for(lambda: children(serve.process.pid).get("executor") not in (None, before), what="a new executor")
     wait_for(lambda: httpclient.InferenceServerClient(serve.http_url).is_model_ready("later"), what="'later' again")
-    # Readiness came from one worker; each worker reconnects to the new executor on its own (until then it
-    # answers 503): every worker answers once a run of fresh connections all do.
-    wait_for(lambda: all(answers(serve.http_url, "later") for _ in range(6)), what="every worker reconnected")
+    wait_for_every_worker(serve.http_url, "later")
     assert not httpclient.InferenceServerClient(serve.http_url).is_model_ready("startup")
     assert http_infer(serve.http_url, "later", 3.0).tolist() == [[3.0] * 4]
+
+
+def wait_for_every_worker(url: str, model: str) -> None:
+    """After an executor restart: readiness comes from one worker, and each worker reconnects to the new
+    executor on its own (until then it answers 503), so wait until a run of fresh connections all answer."""
+    wait_for(lambda: all(answers(url, model) for _ in range(6)), what="every worker reconnected")
 
 
 def answers(url: str, model: str) -> bool:
