@@ -217,10 +217,7 @@ class Channel:
         with self._send_lock:
             self._on_blocked = None
             self._defer_doorbell = None
-            if self._doorbell_due:
-                self._doorbell_due = False
-                if self._rings.peer_wants_data():
-                    self._ring_doorbell()
+            self._ring_if_due()
             while self._tail:
                 self._write_blocking(memoryview(self._tail.popleft()))
 
@@ -290,10 +287,14 @@ class Channel:
         """Ring the peer's doorbell for the messages sent since the last call, if it sleeps (see
         :meth:`start_nonblocking`)."""
         with self._send_lock:
-            if self._doorbell_due:
-                self._doorbell_due = False
-                if self._rings.peer_wants_data():
-                    self._ring_doorbell()
+            self._ring_if_due()
+
+    def _ring_if_due(self) -> None:
+        """Ring for the messages written since the last doorbell, if the peer sleeps (send lock held)."""
+        if self._doorbell_due:
+            self._doorbell_due = False
+            if self._rings.peer_wants_data():
+                self._ring_doorbell()
 
     def _write(self, data: memoryview) -> int:
         """Put what fits of ``data`` in the outbound ring, ringing the peer if it sleeps (or leaving that to
