@@ -412,6 +412,15 @@ class Channel:
             with cond:
                 self._error = exc
             raise
+        except ValueError:
+            if not self._closed:
+                raise
+            # Closed by another thread while this one waited (an unload under a hung execution): the rings'
+            # memory is released under the reader, which is the channel closing, not a failure of its own.
+            closed = ChannelClosed("the channel was closed")
+            with cond:
+                self._error = closed
+            raise closed from None
         finally:
             with cond:
                 self._reading = False
