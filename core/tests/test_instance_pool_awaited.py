@@ -14,6 +14,7 @@ from google.protobuf import text_format
 
 from tritium import (
     Batch,
+    Completion,
     DataType,
     FailureReason,
     InferenceRequest,
@@ -209,4 +210,102 @@ async def test_execute_async_may_return_a_future_that_is_already_done() -> None:
     results = await asyncio.gather(run(pool, request(1)), run(pool, request(2)))
     assert [int(r.outputs[0].data[0, 0]) for r in results] == [3, 6]  # type: ignore[union-attr]
     assert pool.statistics.execution_count == 2
+    pool.close()
+
+
+# ----------------------------------------------------------------------------- started at once (no task)
+class CompletionAddSub(AwaitedAddSub):
+    """Returns a :class:`tritium.Completion` the test settles (``finish``), as a backend settles one when its
+    worker process answers."""
+
+    def __init__(self, depth: int = 1) -> None:
+        super().__init__(depth=depth)
+        self.running: list[tuple[Completion[Mapping[str, np.ndarray]], Batch]] = []
+
+    def execute_async(self, batch: Batch) -> Completion[Mapping[str, np.ndarray]]:  # type: ignore[override]
+        done: Completion[Mapping[str, np.ndarray]] = Completion()
+        self.running.append((done, batch))
+        return done
+
+    def finish(self, error: BaseException | None = None) -> None:
+        done, batch = self.running.pop(0)
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(self._outputs(batch))
+
+
+async def test_started_execution_is_recorded_and_its_lease_back_within_the_call_that_settles_it() -> None:
+    instance = CompletionAddSub()
+    pool = pool_of(instance)
+    started = pool.try_start_now([request(2)])
+    assert isinstance(started, Completion) and not started.done()
+    assert pool.free_count() == 0 and pool.busy_count() == 1
+    heard: list[tuple[int, int, int]] = []
+    started.when_settled(lambda c: heard.append((pool.free_count(), pool.statistics.execution_count, len(c.result()))))
+    instance.finish()
+    assert heard == [(1, 1, 1)]  # synchronously: no loop turn between the instance's answer and the listener
+    (result,) = started.result()
+    assert isinstance(result, InferenceResponse)
+    np.testing.assert_array_equal(result.outputs[0].data, [[6, 6, 6, 6]])
+    assert pool.busy_count() == 0
+    pool.close()
+
+
+async def test_try_start_now_starts_nothing_when_it_would_have_to_wait() -> None:
+    class Threaded(ModelInstance):
+        def execute(self, batch: Batch) -> Mapping[str, np.ndarray]:
+            return AwaitedAddSub._outputs(batch)
+
+    threaded = pool_of(Threaded())
+    assert threaded.try_start_now([request(1)]) is None and threaded.free_count() == 1
+    threaded.close()
+
+    instance = CompletionAddSub(depth=1)
+    pool = pool_of(instance)
+    assert pool.try_start_now([]) is None
+    first = pool.try_start_now([request(1)])
+    assert first is not None
+    assert pool.try_start_now([request(2)]) is None  # the only slot is taken: nothing started
+    assert len(instance.running) == 1
+    waiting = asyncio.ensure_future(pool.acquire())
+    await asyncio.sleep(0)
+    instance.finish()  # the lease goes to the waiter, first come first served
+    lease = await waiting
+    assert pool.try_start_now([request(3)]) is None and len(instance.running) == 0
+    pool.release(lease)
+    assert pool.try_start_now([request(3)]) is not None
+    instance.finish()
+    assert pool.statistics.execution_count == 2
+    pool.close()
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (TritiumError(StatusCode.UNAVAILABLE, "stub gone"), StatusCode.UNAVAILABLE),
+        (RuntimeError("x"), StatusCode.INTERNAL),
+    ],
+)
+async def test_a_started_execution_that_fails_fails_its_requests(error: BaseException, code: StatusCode) -> None:
+    instance = CompletionAddSub()
+    pool = pool_of(instance)
+    started = pool.try_start_now([request(1)])
+    assert started is not None
+    instance.finish(error)
+    (result,) = started.result()
+    assert isinstance(result, TritiumError) and result.code is code and result.reason is FailureReason.BACKEND
+    assert pool.free_count() == 1
+    assert pool.statistics.as_dict()["inference_stats"]["fail"]["count"] == 1
+    pool.close()
+
+
+async def test_instances_returning_coroutines_or_futures_start_at_once_too() -> None:
+    instance = AwaitedAddSub(delay=0.01, depth=2)
+    pool = pool_of(instance)
+    started = [pool.try_start_now([request(v)]) for v in (1, 2)]
+    assert all(s is not None for s in started) and pool.try_start_now([request(3)]) is None
+    results = await asyncio.gather(*started)  # type: ignore[arg-type]
+    assert [int(r[0].outputs[0].data[0, 0]) for r in results] == [3, 6]
+    assert pool.free_count() == 2 and pool.statistics.execution_count == 2
     pool.close()

@@ -4,6 +4,7 @@ The public API is what ``__all__`` lists; modules starting with ``_`` are privat
 """
 
 from tritium import codec, protocol
+from tritium._base.completion import Completion
 from tritium._base.datatypes import DataType
 from tritium._base.devices import visible_gpu_count
 from tritium._base.errors import ConfigError, FailureReason, PluginError, StatusCode, TritiumError
@@ -46,6 +47,7 @@ __all__ = [
     "BackendSpec",
     "Batch",
     "BatchExecuted",
+    "Completion",
     "ConfigError",
     "DataType",
     "Event",

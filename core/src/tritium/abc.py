@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
+from tritium._base.completion import Completion
 from tritium._base.errors import TritiumError
 from tritium._base.tensors import InferenceRequest, InferenceResponse
 from tritium.protocol import request_prefix
@@ -174,7 +175,9 @@ class ModelInstance(abc.ABC):
         the awaiting task is never cancelled (the kernel shields it). Same outputs and errors as
         :meth:`execute`, which stays required (``model_warmup`` and the conformance kit call it from a
         thread). Write it as ``async def``, or as a plain method returning an ``asyncio.Future`` of the loop
-        (cheaper: no task per execution).
+        (cheaper: no task per execution), best a :class:`tritium.Completion` (cheapest: the kernel, the
+        scheduler and the frontend then react to the execution's end within the loop callback that settles
+        it, with no loop iteration in between; see :meth:`InstanceExecutor.try_start_now`).
         """
         raise NotImplementedError  # pragma: no cover - only called when overridden
 
@@ -268,6 +271,16 @@ class InstanceExecutor(abc.ABC):
         The default: None."""
         return None
 
+    def try_start_now(
+        self, requests: Sequence[InferenceRequest]
+    ) -> Completion[list[InferenceResponse | TritiumError]] | None:
+        """Start ``requests`` as one execution right away, without waiting, when an instance that awaits its
+        executions (:meth:`ModelInstance.execute_async`) is free and nobody waits for one: a
+        :class:`tritium.Completion` settled with one result per request, in order, when the execution ends
+        (the instance is back in the pool and the execution counted by then); None otherwise, and then
+        nothing happened (acquire and execute). Call it on the event loop thread. The default: None."""
+        return None
+
     async def stream(self, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:
         """A decoupled request on the next free instance: acquire, :meth:`execute_stream`, release."""
         lease = await self.acquire()
@@ -345,11 +358,13 @@ class Scheduler(abc.ABC):
         not started.
         """
 
-    def infer_now(self, request: InferenceRequest) -> InferenceResponse | None:
+    def infer_now(self, request: InferenceRequest) -> InferenceResponse | Completion[InferenceResponse] | None:
         """The response at once, synchronously, when the request can be answered without waiting (a fast
-        model running inline on a free instance, see :meth:`InstanceExecutor.try_execute_now`); None when it
-        has to wait, and then nothing happened (the data plane goes on with :meth:`infer`). Raises the
-        request's error. The default: None (always :meth:`infer`)."""
+        model running inline on a free instance, see :meth:`InstanceExecutor.try_execute_now`); or, when it
+        was started without waiting (:meth:`InstanceExecutor.try_start_now`), a :class:`tritium.Completion`
+        this scheduler settles with the response (or the request's error) when it ends; None when it has to
+        wait, and then nothing happened (the data plane goes on with :meth:`infer`). Raises the request's
+        error. The default: None (always :meth:`infer`)."""
         return None
 
     async def infer_stream(self, request: InferenceRequest) -> AsyncIterator[InferenceResponse]:

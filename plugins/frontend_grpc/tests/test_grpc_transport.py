@@ -252,3 +252,86 @@ async def test_a_stream_request_failing_after_it_started_is_answered_in_stream(
     assert set(by_id) == {"late", "good"}
     assert by_id["late"].error_message == "failed after it started"
     assert by_id["good"].error_message == ""
+
+
+# ----------------------------------------------------------------- requests the data plane started at once
+async def test_started_requests_are_answered_as_they_end(echo_service_class: Any, make_frontend: Any) -> None:
+    """A data plane that starts requests at once hands back a Completion: answers, errors, and many in flight
+    on one connection, as with any other answer."""
+    service = echo_service_class()
+    service.start_delay_s = 0.01
+    frontend = await make_frontend(service)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{frontend.port}") as channel:
+        infer = _unary(channel)
+        arrays = [np.full((1, 4), v, np.float32) for v in range(20)]
+        results = await asyncio.gather(*(infer(_infer_request(x), timeout=10) for x in arrays))
+        for x, result in zip(arrays, results, strict=True):
+            assert np.array_equal(_output(result), x)
+        failing = _infer_request(np.ones((1, 4), np.float32))
+        failing.parameters["fail"].bool_param = True
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await infer(failing, timeout=10)
+        assert info.value.code() is grpc.StatusCode.INTERNAL and "failed" in (info.value.details() or "")
+    assert len(service.started) == 21
+
+
+@pytest.mark.parametrize("ending", ["deadline", "cancel"])
+async def test_a_started_request_outlived_by_its_call_ends_nothing_else(
+    echo_service_class: Any, make_frontend: Any, ending: str
+) -> None:
+    service = echo_service_class()
+    service.start_delay_s = 0.5
+    frontend = await make_frontend(service)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{frontend.port}") as channel:
+        infer = _unary(channel)
+        if ending == "deadline":
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await infer(_infer_request(np.ones((1, 4), np.float32)), timeout=0.1)
+            assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+        else:
+            call = infer(_infer_request(np.ones((1, 4), np.float32)))
+            await asyncio.sleep(0.1)
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+        service.start_delay_s = 0.0
+        x = np.full((2, 4), 3, np.float32)
+        assert np.array_equal(_output(await infer(_infer_request(x), timeout=10)), x)
+    await asyncio.sleep(0.6)
+    assert service.started[0].done()  # the request itself ran to its end
+
+
+async def test_stop_lets_started_calls_finish(echo_service_class: Any, make_frontend: Any) -> None:
+    service = echo_service_class()
+    service.start_delay_s = 0.4
+    frontend = await make_frontend(service)
+    x = np.ones((1, 4), np.float32)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{frontend.port}") as channel:
+        call = _unary(channel)(_infer_request(x), timeout=20)
+        await asyncio.sleep(0.2)
+        stopping = asyncio.ensure_future(frontend.stop())
+        assert np.array_equal(_output(await call), x)
+        await asyncio.wait_for(stopping, 10)
+
+
+async def test_started_stream_requests_are_answered_in_stream(echo_service_class: Any, make_frontend: Any) -> None:
+    service = echo_service_class()
+    service.start_delay_s = 0.01
+    frontend = await make_frontend(service)
+    requests = []
+    for v in range(5):
+        request = _infer_request(np.full((1, 4), v, np.float32))
+        request.id = str(v)
+        requests.append(request)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{frontend.port}") as channel:
+        stream = channel.stream_stream(
+            f"{SERVICE}/ModelStreamInfer",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=pb.ModelStreamInferResponse.FromString,
+        )
+        responses = [r async for r in stream(iter(requests), timeout=10)]
+    by_id = {r.infer_response.id: r for r in responses}
+    assert set(by_id) == {str(v) for v in range(5)} and len(service.started) == 5
+    for v in range(5):
+        assert by_id[str(v)].error_message == ""
+        assert np.array_equal(_output(by_id[str(v)].infer_response), np.full((1, 4), v, np.float32))

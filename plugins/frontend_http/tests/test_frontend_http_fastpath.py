@@ -143,11 +143,22 @@ def test_the_declared_aiohttp_range_is_the_fast_paths() -> None:
     assert low <= aiohttp_version() < high
 
 
-@pytest.mark.parametrize("delayed", [False, True], ids=["synchronous", "awaited"])
-async def test_answers_are_those_of_the_ordinary_path(pair: tuple[Serving, Serving], delayed: bool) -> None:
+def answer_later(service: Any, how: str) -> None:
+    """Make ``service`` answer the fast path's requests later: ``awaited`` (an awaitable of the answer, the
+    frontend awaits it in a task) or ``started`` (a Completion, answered by its listener), or at once."""
+    if how == "awaited":
+        service.hold = lambda: asyncio.sleep(0.001)
+    elif how == "started":
+        service.start_delay_s = 0.001
+
+
+ANSWERED = ["synchronous", "awaited", "started"]
+
+
+@pytest.mark.parametrize("how", ANSWERED)
+async def test_answers_are_those_of_the_ordinary_path(pair: tuple[Serving, Serving], how: str) -> None:
     fast, ordinary = pair
-    if delayed:
-        fast.app.service.hold = lambda: asyncio.sleep(0.001)  # type: ignore[attr-defined]
+    answer_later(fast.app.service, how)
     for name, request in CASES.items():
         [(status, headers, body)] = await exchange(fast.port, request)
         [(status2, headers2, body2)] = await exchange(ordinary.port, request)
@@ -203,11 +214,10 @@ async def test_fast_path_answers_in_data_received(pair: tuple[Serving, Serving])
     assert served == [INFER, INFER]  # a query string, a coded body, a GET: aiohttp's path
 
 
-@pytest.mark.parametrize("delayed", [False, True], ids=["synchronous", "awaited"])
-async def test_pipelined_requests_are_answered_in_order(pair: tuple[Serving, Serving], delayed: bool) -> None:
+@pytest.mark.parametrize("how", ANSWERED)
+async def test_pipelined_requests_are_answered_in_order(pair: tuple[Serving, Serving], how: str) -> None:
     fast, _ = pair
-    if delayed:
-        fast.app.service.hold = lambda: asyncio.sleep(0.01)  # type: ignore[attr-defined]
+    answer_later(fast.app.service, how)
     health = b"GET /v2/health/ready HTTP/1.1\r\nHost: test\r\n\r\n"
     bad = CASES["missing input"]
     data = CASES["json"] + health + CASES["binary"] + bad + CASES["json"] + CASES["gzip body"] + CASES["json"]
@@ -269,6 +279,45 @@ async def test_shutdown_waits_for_a_pending_request(make_service: Any) -> None:
     await asyncio.sleep(0.05)
     assert not stopping.done()
     release.set()
+    status, _, body = await asyncio.wait_for(read_response(reader), 10)
+    assert status == "HTTP/1.1 200 OK" and json.loads(body)["id"] == "7"
+    await asyncio.wait_for(stopping, 10)
+    writer.close()
+
+
+async def test_a_disconnected_client_gives_up_its_started_request(pair: tuple[Serving, Serving]) -> None:
+    fast, _ = pair
+    service = fast.app.service
+    service.start_delay_s = 3600  # type: ignore[attr-defined]
+    _, writer = await asyncio.open_connection("127.0.0.1", fast.port)
+    writer.write(CASES["json"])
+    for _ in range(1000):
+        if service.started:  # type: ignore[attr-defined]
+            break
+        await asyncio.sleep(0.01)
+    (started,) = service.started  # type: ignore[attr-defined]
+    writer.close()
+    for _ in range(1000):
+        if started.done():
+            break
+        await asyncio.sleep(0.01)
+    assert started.cancelled()
+
+
+async def test_shutdown_waits_for_a_started_request(make_service: Any) -> None:
+    service = make_service()
+    service.start_delay_s = 0.3
+    serving = Serving(service, fast=True)
+    await serving.__aenter__()
+    reader, writer = await asyncio.open_connection("127.0.0.1", serving.port)
+    writer.write(CASES["json"])
+    for _ in range(1000):
+        if service.started:
+            break
+        await asyncio.sleep(0.01)
+    stopping = asyncio.ensure_future(serving.__aexit__())
+    await asyncio.sleep(0.05)
+    assert not stopping.done()
     status, _, body = await asyncio.wait_for(read_response(reader), 10)
     assert status == "HTTP/1.1 200 OK" and json.loads(body)["id"] == "7"
     await asyncio.wait_for(stopping, 10)

@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from tritium._base.completion import Completion
 from tritium._base.errors import TritiumError
 from tritium._base.events import Event, ModelLoaded, ModelUnloaded
 from tritium._base.tensors import InferenceResponse
@@ -118,6 +119,10 @@ class WorkerSession:
             return
         if isinstance(result, InferenceResponse):
             self._answer(rid, result)
+            return
+        if isinstance(result, Completion):  # started at once: answered as it ends, no task, no loop turn
+            self._tasks[rid] = result
+            result.when_settled(partial(self._infer_done, rid))
             return
         task = asyncio.ensure_future(result)
         self._tasks[rid] = task

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Mapping
+from functools import partial
 from time import monotonic_ns as _monotonic_ns
 from typing import TYPE_CHECKING, Any
 
+from tritium._base.completion import Completion
 from tritium._base.errors import TritiumError
 from tritium._base.options import ServerOptions
 from tritium._base.tensors import InferenceRequest, InferenceResponse
@@ -201,10 +203,25 @@ class DataPlane(InferenceService):
         infer_now = runtime.infer_now
         if infer_now is not None:
             # Synchronous from here to the answer: no request of this one is in flight when anyone can look.
-            response: InferenceResponse | None = infer_now(request)
+            response: InferenceResponse | Completion[InferenceResponse] | None = infer_now(request)
             if response is not None:
+                if not isinstance(response, Completion):
+                    return response
+                # Started at once: in flight until the scheduler settles it (the listener added first runs
+                # first, so the request has left before whoever answers the client hears of its end).
+                runtime.enter()
+                self._in_flight += 1
+                if self._in_flight == 1:
+                    self._idle.clear()
+                response.when_settled(partial(self._started_ended, runtime))
                 return response
         return self._infer_admitted(runtime, request)
+
+    def _started_ended(self, runtime: Any, _completion: Any) -> None:
+        runtime.leave()
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._idle.set()
 
     async def _infer_admitted(self, runtime: Any, request: InferenceRequest) -> InferenceResponse:
         runtime.enter()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from functools import partial
+from typing import Any
 
+from tritium._base.completion import Completion
 from tritium._base.errors import TritiumError
 from tritium._base.events import QueueSizeChanged
 from tritium._base.tensors import InferenceRequest, InferenceResponse
@@ -34,12 +37,19 @@ class DefaultScheduler(Scheduler):
             return self._pool.stream(request)
         return super().infer_stream(request)
 
-    def infer_now(self, request: InferenceRequest) -> InferenceResponse | None:
+    def infer_now(self, request: InferenceRequest) -> InferenceResponse | Completion[InferenceResponse] | None:
         """Run ``request`` synchronously when its model runs inline and an instance is free (no lease, no
-        await); None when it has to wait, and then nothing happened. Raises the request's error."""
-        done = self._pool.try_execute_now((request,))
+        await), or start it on a free instance that awaits its executions (a completion of its response);
+        None when it has to wait, and then nothing happened. Raises the request's error."""
+        pool = self._pool
+        done = pool.try_execute_now((request,))
         if done is None:
-            return None
+            started = pool.try_start_now((request,))
+            if started is None:
+                return None
+            response: Completion[InferenceResponse] = Completion(loop=started.get_loop())  # (no getpid() call)
+            started.when_settled(partial(_first_result, response))
+            return response
         result = done[0]
         if type(result) is not InferenceResponse and isinstance(result, TritiumError):
             raise result
@@ -48,7 +58,7 @@ class DefaultScheduler(Scheduler):
     async def infer(self, request: InferenceRequest) -> InferenceResponse:
         response = self.infer_now(request)
         if response is not None:
-            return response
+            return response if type(response) is InferenceResponse else await response  # type: ignore[misc]
         pool = self._pool
         lease = pool.try_acquire()
         if lease is None:
@@ -70,3 +80,14 @@ class DefaultScheduler(Scheduler):
         if isinstance(result, TritiumError):
             raise result
         return result
+
+
+def _first_result(response: Completion[InferenceResponse], started: Completion[list[Any]]) -> None:
+    """Settle ``response`` with the one result of a started execution (unless its awaiter gave up)."""
+    if response.done():
+        return
+    result = started.result()[0]
+    if type(result) is not InferenceResponse and isinstance(result, TritiumError):
+        response.set_exception(result)
+    else:
+        response.set_result(result)

@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from tritium._base.completion import Completion
 from tritium._base.datatypes import DataType
 from tritium._base.errors import FailureReason, StatusCode, TritiumError
 from tritium._base.events import Event
@@ -77,6 +78,7 @@ class InstancePool(InstanceExecutor):
         self.renderer = OutputRenderer(model_name, self.version_label, self.outputs, batching)
         self.recorder = ExecutionRecorder(model_name, self.version_label, self.statistics, emit, clock_ns)
         self._awaits = [awaits_execution(instance) for instance in self._instances]
+        self._all_await = bool(self._awaits) and all(self._awaits)
         if any(self._awaits):
             self.policy.keep_off()  # their executions are awaited on the loop already; never run them inline
         self._threads = [
@@ -209,7 +211,8 @@ class InstancePool(InstanceExecutor):
         outcome: list[list[Result]],
     ) -> asyncio.Future[Any]:
         """Start ``instance.execute_async`` on the loop. The returned future is done when the execution is;
-        by then its results are in ``outcome`` and the execution is recorded (its first done callback)."""
+        by then its results are in ``outcome`` and the execution is recorded (its first done callback, or
+        its first listener, called as it is settled, for a :class:`~tritium.Completion`)."""
         timing = Timing()
         clock = self._clock
         t0 = clock()
@@ -258,13 +261,43 @@ class InstancePool(InstanceExecutor):
             timing.output_ns = clock() - t2
             settle(results)
 
-        if running.done():
+        if isinstance(running, Completion):
+            running.when_settled(finished)  # at once when it is settled: before anything awaiting it resumes
+        elif running.done():
             # Already finished (a backend that answered at once): record it now, since a done callback would
             # run only after the caller's await of the finished future had returned.
             finished(running)
         else:
             running.add_done_callback(finished)  # first: runs before the awaiting caller's shield callback
         return running
+
+    def try_start_now(self, requests: Sequence[InferenceRequest]) -> Completion[list[Result]] | None:
+        """Start ``requests`` on a free instance that awaits its executions, with no task and no wait (see
+        :meth:`tritium.abc.InstanceExecutor.try_start_now`): the lease goes back, and the completion is
+        settled, from the callback that records the execution's end."""
+        if not requests or not self._all_await:
+            return None
+        lease = self.leases.try_acquire()
+        if lease is None:
+            return None
+        start_ns = self._clock()
+        self._busy += 1
+        outcome: list[list[Result]] = []
+        running = self._start_awaited(lease.instance, requests, start_ns, outcome)
+        done: Completion[list[Result]] = Completion(loop=running.get_loop())  # (the loop: no getpid() call)
+
+        def ended(_running: Any) -> None:  # after the execution was recorded (the first listener)
+            self.leases.release_now(lease)
+            done.set_result(outcome[0])
+
+        if isinstance(running, Completion):
+            running.when_settled(ended)
+        elif running.done():
+            ended(running)
+        else:
+            lease.running = running
+            running.add_done_callback(ended)
+        return done
 
     def _failure(self, exc: BaseException) -> TritiumError:
         """The error an exception of ``execute`` / ``execute_async`` answers the batch's requests with."""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from tritium._base.completion import Completion
 from tritium._base.devices import visible_gpu_count
 from tritium._base.errors import ConfigError, TritiumError
 from tritium._base.events import Event, ModelLoaded, ModelUnloaded
@@ -70,7 +71,7 @@ class LoadedVersion:
     scheduler: Scheduler
     validator: RequestValidator
     decoupled: bool
-    infer_now: Callable[[InferenceRequest], InferenceResponse | None] | None = None
+    infer_now: Callable[[InferenceRequest], InferenceResponse | Completion[InferenceResponse] | None] | None = None
     in_flight: int = 0
     idle: asyncio.Event = attrs.field(factory=asyncio.Event)
 

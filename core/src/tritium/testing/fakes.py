@@ -3,7 +3,10 @@
 * :class:`IdentityBackend` (backend ``identity``, model file ``model.identity``): output *i* is a copy of
   input *i* (by position in the config), cast to the output's datatype. Config parameters tune it:
   ``execute_delay_ms`` sleeps in every execution (to keep requests in flight), ``decoupled_repeat`` is how
-  many responses a decoupled identity model sends before its final flag (default 1).
+  many responses a decoupled identity model sends before its final flag (default 1), ``awaited_execution``
+  (``true``) makes its instances await their executions on the event loop (``execute_async`` returning a
+  :class:`tritium.Completion` settled after the delay, up to 4 in progress per instance), as a backend whose
+  work happens in another process does.
 * :class:`RecordingInstance` wraps an instance, records every batch it executes and can hold executions at
   a gate (for scheduler tests); :class:`RecordingSink` records every metrics event.
 * :class:`LoopbackFrontend` serves the data plane to in-process callers (no network): the reference that
@@ -28,6 +31,7 @@ from typing import Any
 import numpy as np
 from google.protobuf import text_format
 
+from tritium._base.completion import Completion
 from tritium._base.datatypes import DataType
 from tritium._base.errors import TritiumError
 from tritium._base.events import Event
@@ -50,6 +54,7 @@ from tritium.testing._modelconfig import ModelConfig, config_datatype, new_confi
 __all__ = [
     "IDENTITY_BACKEND",
     "IDENTITY_MODEL_FILE",
+    "AwaitedIdentityInstance",
     "FakePlugin",
     "IdentityBackend",
     "IdentityInstance",
@@ -131,6 +136,26 @@ class IdentityInstance(ModelInstance):
         self.closed = True
 
 
+class AwaitedIdentityInstance(IdentityInstance):
+    """An identity instance whose executions are awaited on the event loop: each one a
+    :class:`tritium.Completion` settled ``execute_delay_ms`` later by a loop timer (as a backend settles one
+    when its worker process answers)."""
+
+    pipeline_depth = 4
+
+    def execute_async(self, batch: Batch) -> Completion[Mapping[str, np.ndarray[Any, Any]]]:
+        loop = asyncio.get_running_loop()
+        done: Completion[Mapping[str, np.ndarray[Any, Any]]] = Completion(loop=loop)
+        outputs = self._outputs(batch.inputs, batch.requested_outputs)
+        loop.call_later(self._delay_s, _settle, done, outputs)
+        return done
+
+
+def _settle(done: Completion[Any], outputs: Any) -> None:
+    if not done.done():
+        done.set_result(outputs)
+
+
 class IdentityBackend(Backend):
     """Backend ``identity``: serves configs shaped like :func:`identity_config` (and Triton's identity
     QA models). Auto-complete adds outputs mirroring the inputs when the config names none; a config with no
@@ -158,6 +183,9 @@ class IdentityBackend(Backend):
     def create_instance(self, source: ModelSource, config: ModelConfig, placement: InstancePlacement) -> ModelInstance:
         if not len(config.input):
             raise TritiumError.invalid_arg(f"identity model '{config.name}' has no inputs")
+        parameter = config.parameters.get("awaited_execution")
+        if parameter is not None and parameter.string_value.lower() in ("1", "true", "yes", "on"):
+            return AwaitedIdentityInstance(config)
         return IdentityInstance(config)
 
 
@@ -173,11 +201,14 @@ def identity_config(
     instance_count: int = 1,
     execute_delay_ms: int = 0,
     decoupled_repeat: int | None = None,
+    awaited_execution: bool = False,
 ) -> ModelConfig:
     """The config of an identity model: ``INPUT0..`` -> ``OUTPUT0..``, all ``datatype`` and ``dims``."""
     parameters: dict[str, str] = {}
     if execute_delay_ms:
         parameters["execute_delay_ms"] = str(execute_delay_ms)
+    if awaited_execution:
+        parameters["awaited_execution"] = "true"
     if decoupled_repeat is not None:
         parameters["decoupled_repeat"] = str(decoupled_repeat)
     return new_config(

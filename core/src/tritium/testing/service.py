@@ -16,10 +16,12 @@ that response); unknown models raise Triton's NOT_FOUND; with ``validate`` reque
 models' configs by the kernel's own validation; requested outputs with a ``classification`` count are rendered
 as Triton's classification extension does; a request parameter ``delay_ms``, or the ``hold`` hook, keeps a
 regular request in flight (otherwise :meth:`~ReferenceService.infer_nowait` answers synchronously, as the
-kernel does for fast models); a request parameter ``fail`` raises INTERNAL; settings (logging, trace) are kept
-and validated as the kernel validates the keys; load and unload requests are recorded (``loaded``,
-``unloaded``); requests are recorded (``requests``, ``last_request``); ``is_stopping`` drives
-:attr:`stopping`; ``shared_memory`` is a real :class:`tritium.SharedMemoryRegistry`.
+kernel does for fast models), and ``start_delay_s`` makes it return a :class:`tritium.Completion` settled that
+many seconds later instead (as the kernel answers a request it started on an instance that awaits its
+executions; the completions handed out are in ``started``); a request parameter ``fail`` raises INTERNAL;
+settings (logging, trace) are kept and validated as the kernel validates the keys; load and unload requests
+are recorded (``loaded``, ``unloaded``); requests are recorded (``requests``, ``last_request``);
+``is_stopping`` drives :attr:`stopping`; ``shared_memory`` is a real :class:`tritium.SharedMemoryRegistry`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 
 import attrs
 
+from tritium._base.completion import Completion
 from tritium._base.datatypes import DataType
 from tritium._base.errors import TritiumError
 from tritium._base.tensors import InferenceRequest, InferenceResponse, Tensor
@@ -61,7 +64,9 @@ class ReferenceService(InferenceService):
     ``validate`` checks every request as the kernel's data plane does (names, datatypes, shapes, batch size,
     requested outputs: INVALID_ARG in Triton's words); ``allow_shm`` is ``--allow-client-shm``. The attribute
     ``hold``, an async callable, is awaited before a regular model answers (a request in flight for
-    cancellation and shutdown tests).
+    cancellation and shutdown tests); the attribute ``start_delay_s`` (seconds, or None) makes
+    :meth:`infer_nowait` start the requests it would answer at once: it returns a :class:`tritium.Completion`
+    settled with the answer that much later (also appended to ``started``).
     """
 
     models: Mapping[str, ReferenceModel] = {
@@ -88,6 +93,8 @@ class ReferenceService(InferenceService):
             self.platform = platform
         self.validate = validate
         self.hold: Callable[[], Awaitable[None]] | None = None
+        self.start_delay_s: float | None = None
+        self.started: list[Completion[InferenceResponse]] = []
         self._validators: dict[str, RequestValidator] = {}
         self.requests: list[InferenceRequest] = []
         self.log: dict[str, Any] = {
@@ -214,7 +221,21 @@ class ReferenceService(InferenceService):
         if self.hold is not None or request.parameters.get("delay_ms") or model is None or model.decoupled:
             return self.infer(request)
         self._accept(request)
-        return self.answer(request)
+        if self.start_delay_s is None:
+            return self.answer(request)
+        loop = asyncio.get_running_loop()
+        started: Completion[InferenceResponse] = Completion(loop=loop)
+        self.started.append(started)
+        loop.call_later(self.start_delay_s, self._settle, started, request)
+        return started
+
+    def _settle(self, started: Completion[InferenceResponse], request: InferenceRequest) -> None:
+        if started.done():
+            return  # the frontend gave it up
+        try:
+            started.set_result(self.answer(request))
+        except TritiumError as exc:
+            started.set_exception(exc)
 
     async def infer(self, request: InferenceRequest) -> InferenceResponse:
         model = self._accept(request)

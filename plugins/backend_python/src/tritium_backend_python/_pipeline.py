@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from tritium import FailureReason, StatusCode, TritiumError
+from tritium import Completion, FailureReason, StatusCode, TritiumError
 from tritium_backend_python._channel import ChannelClosed, ChannelTimeout
 from tritium_backend_python._stub_process import LEVELS, StubProcess
 
@@ -66,7 +66,7 @@ class StubLink:
         self.loop = loop
         self._thread = threading.get_ident()
         self.channel = stub.channel
-        self.pending: deque[asyncio.Future[Outputs]] = deque()
+        self.pending: deque[Completion[Outputs]] = deque()
         self._requests: deque[list[tuple[Any, ...]]] = deque()  # of each pending execution, to retry it
         self.results_read = 0
         self.error: TritiumError | None = None
@@ -94,16 +94,15 @@ class StubLink:
         return self.loop.is_running() and threading.get_ident() == self._thread
 
     # ---------------------------------------------------------------------------------- executing
-    def submit(self, requests: list[tuple[Any, ...]]) -> asyncio.Future[Outputs]:
+    def submit(self, requests: list[tuple[Any, ...]]) -> Completion[Outputs]:
         """Send one execution; the future gets its outputs (or its error, or the link's)."""
         if self.error is not None:
             raise self.error
         if not self.pending:
             self.channel.reset_arena()  # the stub holds no views of this side's arena any more
-        future: asyncio.Future[Outputs] = self.loop.create_future()
+        future: Completion[Outputs] = Completion(loop=self.loop)  # its listeners run as its answer is read
         # Into the ring now; the stub's doorbell rings only if it sleeps (then once for all written meanwhile).
-        # Alone in flight: latency matters more than processor time, so the stub polls for the next one.
-        self.channel.send(("execute", requests, self.results_read, not self.pending))
+        self.channel.send(("execute", requests, self.results_read))
         self.pending.append(future)
         self._requests.append(requests)
         if len(self.pending) == 1:
@@ -331,7 +330,8 @@ class StubLink:
             pass
 
 
-def _copy_outcome(target: asyncio.Future[Outputs], source: asyncio.Future[Outputs]) -> None:
+
+def _copy_outcome(target: Completion[Outputs], source: asyncio.Future[Outputs]) -> None:
     """Settle ``target`` as ``source`` ended (a retried execution's outcome goes to its first future)."""
     if target.done():
         return

@@ -33,6 +33,7 @@ from typing import Any
 
 import grpc
 
+from tritium import Completion
 from tritium_frontend_grpc import _h2
 from tritium_frontend_grpc._h2 import H2Protocol, H2Stream
 from tritium_frontend_grpc._hpack import encode_literal
@@ -220,7 +221,7 @@ class GrpcCall:
         self._waiter: asyncio.Future[None] | None = None
         self._remote_done = False
         self._owed = 0
-        self.task: asyncio.Task[Any] | None = None
+        self.task: asyncio.Future[Any] | None = None  # the handler's task, or an eager method's Completion
         self._deadline: asyncio.TimerHandle | None = None
         self._decompress: str | None = None
         self._accepts: frozenset[str] = frozenset()
@@ -361,6 +362,10 @@ class GrpcCall:
             request = handler.request_deserializer(data) if handler.request_deserializer is not None else data
             if self.eager is not None:
                 result = self.eager(request, self.context)
+                if type(result) is Completion:  # started at once: answered when it is settled, no task
+                    self.task = result
+                    result.when_settled(self._settled)
+                    return
                 if hasattr(result, "__await__"):
                     self.task = asyncio.get_running_loop().create_task(self._finish_later(result))
                     return
@@ -391,6 +396,20 @@ class GrpcCall:
             self.finish(self.context.status_code or grpc.StatusCode.OK, self.context.status_details)
         else:
             self._answer(result)
+
+    def _settled(self, completion: Completion[Any]) -> None:
+        """End the call with an eager method's settled completion, as :meth:`_finish_later` ends it."""
+        if completion.cancelled():
+            if not self.finished:
+                self.finish(grpc.StatusCode.CANCELLED, "Cancelled")
+            return
+        error = completion.exception()
+        if error is None:
+            self._answer(completion.result())
+        elif isinstance(error, _Aborted):
+            self.finish(self.context.status_code or grpc.StatusCode.UNKNOWN, self.context.status_details)
+        elif isinstance(error, Exception):
+            self._failed(error)
 
     async def _run_streaming(self) -> None:
         await self._finish_later(self._stream_handler())

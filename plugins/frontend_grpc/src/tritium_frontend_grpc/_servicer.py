@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2
 
-from tritium import InferenceResponse, InferenceService, ServiceCapability, StatusCode, TritiumError
+from tritium import Completion, InferenceResponse, InferenceService, ServiceCapability, StatusCode, TritiumError
 from tritium_frontend_grpc import _control
 from tritium_frontend_grpc._codec import request_from_proto, response_to_proto
 from tritium_frontend_grpc._errors import as_tritium_error, grpc_status
@@ -372,6 +373,10 @@ class GrpcServicer:
             request, shm_outputs = request_from_proto(msg, self._shm, forwarded, call.raw)
             result = self._service.infer_nowait(request)
             if type(result) is not InferenceResponse:
+                if type(result) is Completion:  # started at once: answered as it ends, with no task
+                    answer: Completion[Any] = Completion(loop=result.get_loop())
+                    result.when_settled(partial(self._answer_started, answer, msg, shm_outputs, context))
+                    return answer
                 return self._infer_later(result, msg, shm_outputs, context)
             out = response_to_proto(result, pb.ModelInferResponse(), self._shm, shm_outputs)
         except Exception as exc:
@@ -389,6 +394,25 @@ class GrpcServicer:
         if self._compression is not None:
             context.set_compression(self._compression)
         return out
+
+    def _answer_started(
+        self, answer: Completion[Any], msg: Any, shm_outputs: Any, context: Any, started: Completion[InferenceResponse]
+    ) -> None:
+        """Settle ``answer`` with the response message of a started inference that ended (unless the call
+        ended first: the client reset it, or its deadline passed)."""
+        if answer.done():
+            return
+        if started.cancelled():
+            answer.cancel()
+            return
+        try:
+            out = response_to_proto(started.result(), pb.ModelInferResponse(), self._shm, shm_outputs)
+        except Exception as exc:
+            answer.set_result(self._infer_failed(exc, msg, context))
+            return
+        if self._compression is not None:
+            context.set_compression(self._compression)
+        answer.set_result(out)
 
     def _infer_failed(self, exc: Exception, msg: Any, context: Any) -> Any:
         error = as_tritium_error(exc)

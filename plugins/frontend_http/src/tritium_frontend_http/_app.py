@@ -19,7 +19,15 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_request import BaseRequest
 
-from tritium import DataType, InferenceRequest, InferenceResponse, InferenceService, StatusCode, TritiumError
+from tritium import (
+    Completion,
+    DataType,
+    InferenceRequest,
+    InferenceResponse,
+    InferenceService,
+    StatusCode,
+    TritiumError,
+)
 from tritium_frontend_http import _compression as compression
 from tritium_frontend_http import _jsonio as js
 from tritium_frontend_http._errors import HttpError, error_body, http_status, invalid, malformed
@@ -55,6 +63,32 @@ _STOI = re.compile(r"\s*([+-]?\d+)")
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 Answer = tuple[int, dict[str, str], bytes]
 """A response as the fast path writes it: status, headers (without Content-Length), body."""
+
+
+class StartedAnswer:
+    """An inference the data plane started at once: its answer is made when its completion is settled (a
+    listener of the completion calls :meth:`answer`), with no task in between."""
+
+    __slots__ = ("_accept", "_app", "_plan", "completion")
+
+    def __init__(self, completion: Completion[InferenceResponse], app: HttpApp, plan: OutputPlan,
+                 accept: str | None) -> None:
+        self.completion = completion
+        self._app = app
+        self._plan = plan
+        self._accept = accept
+
+    def answer(self) -> Answer | Awaitable[Answer]:
+        """The answer of the settled (not cancelled) completion: awaitable only when it is to be compressed.
+        Errors become their answers, as :meth:`HttpApp.infer_eager` answers them."""
+        app = self._app
+        try:
+            encoded = app._infer_answer(self.completion.result(), self._plan, self._accept)
+        except Exception as exc:
+            return app._error_answer(exc, "POST", "/infer")
+        if encoded[2] is not None:
+            return app._answer_later(encoded)
+        return 200, encoded[0], encoded[1]
 
 
 def stoi(text: str, low: int = _INT32_MIN, high: int = _INT32_MAX) -> int:
@@ -395,15 +429,18 @@ class HttpApp:
 
     def infer_eager(
         self, headers: Any, raw_headers: Any, method: str, body: bytes, model: str, version: str
-    ) -> Answer | Awaitable[Answer]:
+    ) -> Answer | StartedAnswer | Awaitable[Answer]:
         """``/infer`` for a request whose whole (identity-coded) body has arrived, answered on the spot when
-        the data plane answers synchronously (:meth:`tritium.InferenceService.infer_nowait`); otherwise an
-        awaitable of the answer. Errors become their answers, exactly as :meth:`handle` answers them."""
+        the data plane answers synchronously (:meth:`tritium.InferenceService.infer_nowait`); a
+        :class:`StartedAnswer` when it started the request at once (a :class:`tritium.Completion`); otherwise
+        an awaitable of the answer. Errors become their answers, exactly as :meth:`handle` answers them."""
         try:
             self._infer_checks(headers, method, model, version)
             infer_request, plan = self._infer_request(headers, raw_headers, body, model, version)
             result = self.service.infer_nowait(infer_request)
             if type(result) is not InferenceResponse:
+                if type(result) is Completion:
+                    return StartedAnswer(result, self, plan, headers.get("Accept-Encoding"))
                 return self._infer_later(result, plan, headers)  # type: ignore[arg-type]
             answer = self._infer_answer(result, plan, headers.get("Accept-Encoding"))
             if answer[2] is not None:

@@ -27,6 +27,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable
+from functools import partial
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,8 @@ import aiohttp
 from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
 from aiohttp.web_protocol import RequestHandler
+
+from tritium_frontend_http._app import StartedAnswer
 
 logger = logging.getLogger("tritium.frontend.http")
 
@@ -236,6 +239,15 @@ class InferenceRequestHandler(RequestHandler):
         server = self._server
         server.requests_count += 1
         answer = server.app.infer_eager(message.headers, message.raw_headers, "POST", body, model, version)
+        if type(answer) is StartedAnswer:
+            completion = answer.completion
+            if completion.done():  # ended already (refused by its instance): answer it as a synchronous one
+                answer = answer.answer()
+            else:
+                self._request_in_progress = True
+                self._pending = completion
+                completion.when_settled(partial(self._answer_started, answer))
+                return
         if type(answer) is tuple:
             self._write(answer)
             return
@@ -246,13 +258,33 @@ class InferenceRequestHandler(RequestHandler):
         try:
             self._write(await pending)
         finally:
-            self._pending = None
-            self._request_in_progress = False
-            waiter = self._handler_waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)  # shutdown() waits for the request in progress (after its answer)
+            self._request_done()
         if self.transport is not None:
             self._serve_queued()
+
+    def _answer_started(self, started: StartedAnswer, completion: Any) -> None:
+        """The started inference in progress ended (a listener of its completion): answer it, then the
+        requests queued behind it."""
+        if completion.cancelled():  # the connection was lost, and aiohttp cancels its handlers then
+            self._request_done()
+            return
+        answer = started.answer()
+        if type(answer) is not tuple:
+            self._pending = self._loop.create_task(self._serve_later(answer))  # type: ignore[arg-type]
+            return
+        try:
+            self._write(answer)
+        finally:
+            self._request_done()
+        if self.transport is not None:
+            self._serve_queued()
+
+    def _request_done(self) -> None:
+        self._pending = None
+        self._request_in_progress = False
+        waiter = self._handler_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)  # shutdown() waits for the request in progress (after its answer)
 
     def _write(self, answer: Answer) -> None:
         transport = self.transport
