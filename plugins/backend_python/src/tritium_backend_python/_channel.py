@@ -172,8 +172,6 @@ class Channel:
         self._inbound = rings.inbound
         self._poll_s = poll_s
         self._last_wait = 1e-9  # seconds the last wait for input took
-        self.poll_next = True
-        """Whether the next wait for input may poll (the owner's hint: the peer waits for an answer)."""
         self._yield = yield_while_polling and hasattr(os, "sched_yield")
         self._inline_limit = inline_limit
         self._arena = _Arena()
@@ -473,7 +471,7 @@ class Channel:
         clock = time.monotonic
         start = clock()
         try:
-            if self.poll_next and 0 < self._last_wait <= self._poll_s:
+            if 0 < self._last_wait <= self._poll_s:
                 end = start + self._poll_s
                 pause = os.sched_yield if self._yield else None
                 while not inbound.readable():

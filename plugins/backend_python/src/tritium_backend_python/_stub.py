@@ -6,7 +6,7 @@ server (see
 messages of the stub protocol until the server says ``finalize`` or goes away:
 
 server -> stub: ``("load", model_file, module_name, decoupled)``, ``("autocomplete", config_json)``,
-``("initialize", args)``, ``("execute", requests[, results_read[, alone]])``,
+``("initialize", args)``, ``("execute", requests[, results_read])``,
 ``("execute_decoupled", execution, requests)``, ``("finalize",)``,
 and the answers to BLS calls ``("bls_response", call_id, response, final)``.
 
@@ -18,9 +18,10 @@ error means ready) and ``("log", level, message)`` at any time.
 
 Executions are answered in the order they came. The server may send the next ``execute`` before the answer to
 the previous one arrived (it pipelines them); ``results_read`` then says how many ``result`` messages it has
-read so far, and the stub reuses its arena only once the server read them all (they may view it); ``alone``
-says that no other execution was in flight: the stub then polls for the next message before it sleeps (see
-``Channel.poll_next``).
+read so far, and the stub reuses its arena only once the server read them all (they may view it). After each
+execution the stub polls for the next message for a while before it sleeps (``Channel``'s ``poll_s``): under
+load the next one is usually there or close, and a wake-up through the socket costs both sides more than the
+polling (measured: 3-7 % more requests per second at concurrency 16).
 
 This module imports only the standard library, numpy, ``triton_python_backend_utils`` and this package's
 stub-side modules (never ``tritium``), because the model's environment may not have Tritium installed.
@@ -137,7 +138,6 @@ def serve(channel: Channel) -> None:
             assert runner is not None
             if len(message) < 3 or message[2] == results_sent:
                 channel.reset_arena()  # the server holds no views of earlier results any more
-            channel.poll_next = len(message) < 4 or bool(message[3])
             result = runner.execute(message[1])
             results_sent += 1
             channel.send(("result", result))
