@@ -238,7 +238,9 @@ class InstancePool(InstanceExecutor):
         token = CALL_CHAIN.set(chain) if chain or CALL_CHAIN.get() else None
         try:
             # A coroutine becomes a task (which copies the call chain); a future is used as it is.
-            running: asyncio.Future[Mapping[str, Any]] = asyncio.ensure_future(instance.execute_async(batch))
+            running: asyncio.Future[Mapping[str, Any]] = instance.execute_async(batch)  # type: ignore[assignment]
+            if type(running) is not Completion:
+                running = asyncio.ensure_future(running)
         except Exception as exc:
             timing.infer_ns = clock() - t1
             return settled([self._failure(exc)] * len(requests))

@@ -175,6 +175,7 @@ class Channel:
         self._yield = yield_while_polling and hasattr(os, "sched_yield")
         self._inline_limit = inline_limit
         self._arena = _Arena()
+        self._descriptors: list[bytes] = []  # of the message being sent (send lock held)
         self._peer: dict[int, mmap.mmap] = {}
         self._peer_fds: deque[int] = deque()
         self._buffer = bytearray()
@@ -223,20 +224,9 @@ class Channel:
     def send(self, message: Any) -> None:
         """Pickle ``message`` and send it; large arrays go through this side's arena."""
         with self._send_lock:
-            descriptors: list[bytes] = []
+            descriptors = self._descriptors = []
             arena = self._arena
-            limit = self._inline_limit
-
-            def out_of_band(buffer: pickle.PickleBuffer) -> bool:
-                raw = buffer.raw()
-                if raw.nbytes < limit:
-                    return True
-                arena_id, offset, view = arena.allocate(raw.nbytes)
-                view[:] = raw
-                descriptors.append(_DESCRIPTOR.pack(arena_id, offset, raw.nbytes))
-                return False
-
-            payload = pickle.dumps(message, protocol=5, buffer_callback=out_of_band)
+            payload = pickle.dumps(message, protocol=5, buffer_callback=self._out_of_band)
             new = arena.new_fds
             dropped = self._dropped
             if new or dropped or descriptors:
@@ -256,6 +246,17 @@ class Channel:
             else:
                 frame = _HEADER.pack(len(payload), 0, 0, 0) + payload
             self._transmit(frame)
+
+    def _out_of_band(self, buffer: pickle.PickleBuffer) -> bool:
+        """Pickle's buffer callback (send lock held): a buffer of at least ``inline_limit`` bytes goes to the
+        arena (False: not in the pickle), a smaller one into the pickle."""
+        raw = buffer.raw()
+        if raw.nbytes < self._inline_limit:
+            return True
+        arena_id, offset, view = self._arena.allocate(raw.nbytes)
+        view[:] = raw
+        self._descriptors.append(_DESCRIPTOR.pack(arena_id, offset, raw.nbytes))
+        return False
 
     def peer_sleeps(self) -> bool:
         """Whether the peer waits for a doorbell to read (a hint, see :meth:`RingPair.peer_sleeps`)."""
