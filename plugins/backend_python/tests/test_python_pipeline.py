@@ -12,7 +12,16 @@ import time
 import numpy as np
 import pytest
 
-from tritium import DataType, InferenceRequest, InferenceResponse, InstancePool, StatusCode, Tensor, TritiumError
+from tritium import (
+    Completion,
+    DataType,
+    InferenceRequest,
+    InferenceResponse,
+    InstancePool,
+    StatusCode,
+    Tensor,
+    TritiumError,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -167,3 +176,57 @@ def test_model_logs_reach_the_server_log_during_pipelined_executions(loaded, cap
     with caplog.at_level("WARNING", logger="tritium.backend.python"):
         asyncio.run(infer(pool, request(6)))
     assert any("six seen" in record.getMessage() for record in caplog.records)
+
+
+# ------------------------------------------------------------ started at once (InstancePool.try_start_now)
+def _started(pool: InstancePool, req: InferenceRequest) -> Completion[list[InferenceResponse | TritiumError]]:
+    started = pool.try_start_now([req])
+    assert started is not None
+    return started
+
+
+def test_started_executions_are_answered_in_order_as_the_stub_answers(loaded):
+    """Executions started without a task: each one's listeners run when its answer is read from the ring."""
+    pool, _ = loaded()
+
+    async def main() -> list[tuple[int, int]]:
+        heard: list[tuple[int, int]] = []
+        started = [_started(pool, request(v)) for v in range(10, 30)]  # (4, 5, 6: the model's crash, hang, log)
+        for value, completion in zip(range(10, 30), started, strict=True):
+            completion.when_settled(
+                lambda c, value=value: heard.append((value, int(outputs(c.result()[0])["Y"][0, 0])))
+            )
+        await asyncio.gather(*started)
+        return heard
+
+    heard = asyncio.run(main())
+    assert heard == [(v, v * 10) for v in range(10, 30)]
+    assert pool.free_count() == 64 and pool.statistics.execution_count == 20
+
+
+def test_a_crash_under_started_executions_fails_one_and_runs_the_rest_on_the_restarted_stub(loaded):
+    pool, instance = loaded()
+    first_pid = instance._stub.pid
+
+    async def main() -> list[InferenceResponse | TritiumError]:
+        started = [_started(pool, request(v)) for v in (1, 4, 8, 9)]
+        return [(await completion)[0] for completion in started]
+
+    before, crashed, *behind = asyncio.run(main())
+    assert outputs(before)["Y"].tolist() == [[10]]
+    assert isinstance(crashed, TritiumError) and "exited unexpectedly" in crashed.message
+    assert [outputs(r)["Y"].tolist() for r in behind] == [[[80]], [[90]]]  # retried on the new stub
+    assert instance._stub.pid != first_pid and pool.free_count() == 64
+
+
+def test_a_hung_started_execution_times_out_and_frees_its_slot(loaded):
+    pool, _ = loaded(TRITIUM_EXECUTE_TIMEOUT_SECONDS="1")
+
+    async def main() -> list[InferenceResponse | TritiumError]:
+        started = [_started(pool, request(5)), _started(pool, request(3))]
+        return [(await completion)[0] for completion in started]
+
+    hung, behind = asyncio.run(main())
+    assert isinstance(hung, TritiumError) and "execute-timeout-seconds" in hung.message
+    assert outputs(behind)["Y"].tolist() == [[30]]
+    assert pool.free_count() == 64
