@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -60,7 +60,7 @@ class StubLink:
         execute_timeout_s: float,
         convert: Callable[[Any], Outputs],
         lost: Callable[[StubLink, Exception], TritiumError],
-        retry: Callable[[list[tuple[Any, ...]]], Awaitable[Outputs]],
+        retry: Callable[[list[tuple[Any, ...]]], Completion[Outputs]],
     ) -> None:
         self.stub = stub
         self.loop = loop
@@ -84,6 +84,7 @@ class StubLink:
         self._watchdog: asyncio.TimerHandle | None = None
         self._last_progress = 0.0
         self._attached = True
+        self._losing = False
         self.channel.start_nonblocking(self._blocked, self._defer_doorbell)
         loop.add_reader(self._fd, self._readable)
         stub.before_close = self.release
@@ -193,6 +194,8 @@ class StubLink:
                 if self.pending:
                     future = self.pending.popleft()
                     self._requests.popleft()
+                    if len(message) > 2:
+                        future.started_ns = message[2]  # when the stub began it: before, it was queued
                     if not future.done():
                         try:
                             future.set_result(self._convert(message[1]))
@@ -249,8 +252,18 @@ class StubLink:
     def _lose(self, cause: Exception) -> None:
         """The stub is lost: the instance is told (once); the execution the stub was running fails with its
         error, and the ones queued behind it (not started) are retried."""
-        if self.error is not None:
+        if self.error is not None or self._losing:
             return
+        self._losing = True
+        if self._attached:
+            # What the stub answered before it went is still in the ring (the loss may be seen first, by a
+            # doorbell that found its socket closed): those executions succeeded.
+            try:
+                messages = self.channel.poll()
+            except ChannelClosed:
+                messages = []
+            if messages:
+                self._handle(messages)
         queued = list(zip(self.pending, self._requests, strict=True))[1:]
         for _ in queued:
             self.pending.pop()
@@ -258,8 +271,7 @@ class StubLink:
         self.fail(self._lost(self, cause))
         for future, requests in queued:
             if not future.done():
-                retried = asyncio.ensure_future(self._retry(requests))
-                retried.add_done_callback(functools.partial(_copy_outcome, future))
+                self._retry(requests).when_settled(functools.partial(copy_outcome, future))
 
     def fail(self, error: TritiumError) -> None:
         """Every execution in flight fails with ``error``, and so does every later one; the loop lets go."""
@@ -331,10 +343,12 @@ class StubLink:
 
 
 
-def _copy_outcome(target: Completion[Outputs], source: asyncio.Future[Outputs]) -> None:
-    """Settle ``target`` as ``source`` ended (a retried execution's outcome goes to its first future)."""
+def copy_outcome(target: Completion[Outputs], source: asyncio.Future[Outputs]) -> None:
+    """Settle ``target`` as ``source`` ended, with when its work began (a retried or delayed execution's
+    outcome goes to the completion the kernel holds)."""
     if target.done():
         return
+    target.started_ns = getattr(source, "started_ns", None)
     if source.cancelled():
         target.cancel()
     elif (error := source.exception()) is not None:
