@@ -309,3 +309,27 @@ async def test_instances_returning_coroutines_or_futures_start_at_once_too() -> 
     assert [int(r[0].outputs[0].data[0, 0]) for r in results] == [3, 6]
     assert pool.free_count() == 2 and pool.statistics.execution_count == 2
     pool.close()
+
+
+@pytest.mark.parametrize(("started_at", "queue_ns", "infer_ns"), [(6_000, 5_000, 4_000), (None, 1_000, 8_000),
+                                                                   (20_000, 1_000, 8_000)])
+async def test_a_completions_started_ns_moves_the_time_its_backend_held_it_to_queue_time(
+    started_at: int | None, queue_ns: int, infer_ns: int
+) -> None:
+    """Arrived at 1000, started by the kernel at 2000, begun by the backend's worker at ``started_at``, ended
+    at 10000: the time before the backend began counts as queue time (as Triton counts a request queued until
+    its backend takes it); a ``started_ns`` outside the execution is ignored."""
+    now = [2_000]
+    instance = CompletionAddSub()
+    pool = pool_of(instance, clock_ns=lambda: now[0])
+    req = request(1)
+    req.arrival_ns = 1_000
+    started = pool.try_start_now([req])
+    assert started is not None
+    now[0] = 10_000
+    done, batch = instance.running.pop(0)
+    done.started_ns = started_at
+    done.set_result(instance._outputs(batch))
+    stats = pool.statistics.as_dict()["inference_stats"]
+    assert stats["queue"]["ns"] == queue_ns and stats["compute_infer"]["ns"] == infer_ns
+    pool.close()

@@ -230,3 +230,37 @@ def test_a_hung_started_execution_times_out_and_frees_its_slot(loaded):
     assert isinstance(hung, TritiumError) and "execute-timeout-seconds" in hung.message
     assert outputs(behind)["Y"].tolist() == [[30]]
     assert pool.free_count() == 64
+
+
+SLOW_MODEL = '''
+import time
+import triton_python_backend_utils as pb_utils
+
+class TritonPythonModel:
+    def execute(self, requests):
+        time.sleep(0.05)
+        return [pb_utils.InferenceResponse([
+            pb_utils.Tensor("Y", pb_utils.get_input_tensor_by_name(r, "X").as_numpy()),
+            pb_utils.Tensor("N", pb_utils.get_input_tensor_by_name(r, "X").as_numpy()[:, :1]),
+        ]) for r in requests]
+'''
+
+
+def test_time_waiting_in_the_stubs_ring_counts_as_queue_time(model_from_source, load):
+    """Four 50 ms executions sent at once: the stub runs them one after another, and each one's wait behind
+    the others is queue time (Triton's split), not compute time."""
+    config, instance = load(*model_from_source("slow", SLOW_MODEL, CONFIG))
+    pool = InstancePool.from_config(config, [instance], model_version=1)
+
+    async def main() -> None:
+        requests = [request(v) for v in range(10, 14)]
+        for req in requests:
+            req.arrival_ns = time.monotonic_ns()
+        started = [pool.try_start_now([req]) for req in requests]
+        await asyncio.gather(*started)  # type: ignore[arg-type]
+
+    asyncio.run(main())
+    stats = pool.statistics.as_dict()["inference_stats"]
+    assert stats["success"]["count"] == 4
+    assert 0.18e9 < stats["compute_infer"]["ns"] < 0.45e9  # about 4 x 50 ms (it was 50 + 100 + 150 + 200)
+    assert stats["queue"]["ns"] > 0.25e9  # about 0 + 50 + 100 + 150 ms

@@ -34,6 +34,12 @@ class Completion(asyncio.Future[_T], Generic[_T]):
 
     _listeners: list[Callable[[Completion[_T]], None]] | None = None
 
+    started_ns: int | None = None
+    """For a backend's ``execute_async``: when the execution's work actually began (``time.monotonic_ns()``,
+    a clock every process of the machine shares), if the backend held it first (queued in a worker process
+    behind others). Set it before settling; the kernel then counts the time before it as the requests' queue
+    time and the rest as compute time, as Triton does. None: the work began when the kernel started it."""
+
     def when_settled(self, listener: Callable[[Completion[_T]], None]) -> None:
         """Call ``listener(self)`` when this completion is settled: at once when it is already, else from the
         call that settles it. A listener that raises is logged (through the loop's exception handler); the

@@ -22,6 +22,9 @@ class Timing:
     input_ns: int = 0
     infer_ns: int = 0
     output_ns: int = 0
+    held_ns: int = 0
+    """How long the backend held the execution before its work began (a Completion's ``started_ns``): queue
+    time, as Triton counts a request queued until its backend takes it."""
 
 
 def _event_bus(emit: Callable[[Event], None] | None) -> EventBus | None:
@@ -69,7 +72,7 @@ class ExecutionRecorder:
                     self.emit(BatchExecuted(self.model_name, self.version_label, size, 1))
             now = self._clock()
             arrival = request.arrival_ns
-            queue_ns = max(start_ns - arrival, 0) if arrival else 0
+            queue_ns = max(start_ns + timing.held_ns - arrival, 0) if arrival else 0
             request_ns = max(now - arrival, 0) if arrival else now - start_ns
             if ok:
                 statistics.record_success(request_ns, queue_ns)
@@ -93,7 +96,7 @@ class ExecutionRecorder:
                 self.emit(BatchExecuted(self.model_name, self.version_label, batch_size, len(requests)))
         now = self._clock()
         for request, result in zip(requests, results, strict=True):
-            queue_ns = max(start_ns - request.arrival_ns, 0) if request.arrival_ns else 0
+            queue_ns = max(start_ns + timing.held_ns - request.arrival_ns, 0) if request.arrival_ns else 0
             request_ns = max(now - request.arrival_ns, 0) if request.arrival_ns else now - start_ns
             if isinstance(result, InferenceResponse):
                 statistics.record_success(request_ns, queue_ns)

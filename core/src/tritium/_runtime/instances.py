@@ -250,7 +250,12 @@ class InstancePool(InstanceExecutor):
 
         def finished(future: asyncio.Future[Mapping[str, Any]]) -> None:
             t2 = clock()
-            timing.infer_ns = t2 - t1
+            begun = getattr(future, "started_ns", None)  # a Completion's: when the backend's work began
+            if begun is not None and t1 < begun < t2:
+                timing.held_ns = begun - t1
+                timing.infer_ns = t2 - begun
+            else:
+                timing.infer_ns = t2 - t1
             try:
                 outputs = future.result()
             except (Exception, asyncio.CancelledError) as exc:

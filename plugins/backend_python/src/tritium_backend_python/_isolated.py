@@ -13,10 +13,11 @@ decoupled models use the blocking exchange on the calling thread.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import threading
-from collections.abc import Awaitable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import attrs
 import numpy as np
 
 import tritium
-from tritium import DataType, FailureReason, StatusCode, TritiumError
+from tritium import Completion, DataType, FailureReason, StatusCode, TritiumError
 from tritium_backend_python._bls import BlsBridge
 from tritium_backend_python._channel import ChannelClosed, ChannelTimeout
 from tritium_backend_python._convert import (
@@ -34,7 +35,7 @@ from tritium_backend_python._convert import (
     request_to_wire,
     results_to_outputs,
 )
-from tritium_backend_python._pipeline import StubLink
+from tritium_backend_python._pipeline import StubLink, copy_outcome
 from tritium_backend_python._stub_process import CONTINUE, Polling, StubProcess, describe_exit
 
 _log = logging.getLogger("tritium.backend.python")
@@ -181,27 +182,32 @@ class IsolatedInstance(tritium.ModelInstance):
         return _failed(message)
 
     # ------------------------------------------------------------------------ execute on the loop
-    def execute_async(self, batch: tritium.Batch) -> Awaitable[Mapping[str, np.ndarray[Any, Any]]]:
+    def execute_async(self, batch: tritium.Batch) -> Completion[Mapping[str, np.ndarray[Any, Any]]]:
         """One execution on the event loop, pipelined behind the ones in flight (see ``_pipeline.py``).
 
-        The common case returns the link's future itself (no task): the stub's answer is converted where it
-        is read. Connecting (or reconnecting) to the stub and waiting for the pipeline to empty (before
-        tensors that go through shared memory) take a coroutine."""
-        requests = batch_to_wire(batch, self.spec.input_types)
+        The common case returns the link's completion itself (no task): the stub's answer is converted where
+        it is read, and the kernel's listeners run right there. Connecting (or reconnecting) to the stub and
+        waiting for the pipeline to empty (before tensors that go through shared memory) take a task first."""
+        return self._execute_wire(batch_to_wire(batch, self.spec.input_types))
+
+    def _execute_wire(self, requests: list[tuple[Any, ...]]) -> Completion[Mapping[str, np.ndarray[Any, Any]]]:
         link = self._link
         if (link is None or link.error is not None or not link.on_its_loop()
                 or (link.pending and (link.arena_in_use or _uses_arena(requests)))):
-            return self._execute_later(requests)
+            done: Completion[Mapping[str, np.ndarray[Any, Any]]] = Completion()
+            task = asyncio.ensure_future(self._submit_later(requests))
+            task.add_done_callback(functools.partial(_settle_when_submitted, done))
+            return done
         return link.submit(requests)
 
-    async def _execute_later(self, requests: list[tuple[Any, ...]]) -> Mapping[str, np.ndarray[Any, Any]]:
+    async def _submit_later(self, requests: list[tuple[Any, ...]]) -> Completion[Mapping[str, np.ndarray[Any, Any]]]:
+        """Connect (or reconnect) to the stub and let the pipeline empty when needed; then submit."""
         link = self._link
         if link is None or link.error is not None or link.loop is not asyncio.get_running_loop():
             link = await self._connect()
         if link.pending and (link.arena_in_use or _uses_arena(requests)):
             await link.drain()  # arenas are reused only when no execution is in flight
-        result: Mapping[str, np.ndarray[Any, Any]] = await link.submit(requests)
-        return result
+        return link.submit(requests)
 
     async def _execute_on_loop(self, batch: tritium.Batch) -> Mapping[str, np.ndarray[Any, Any]]:
         return await self.execute_async(batch)
@@ -224,7 +230,7 @@ class IsolatedInstance(tritium.ModelInstance):
         if link is not None and link.error is None:
             link.release("the stub was replaced")
         link = StubLink(stub, asyncio.get_running_loop(), self.spec.execute_timeout_s, self._outputs,
-                        self._lost_on_loop, self._execute_later)
+                        self._lost_on_loop, self._execute_wire)
         self._link = link
         return link
 
@@ -338,3 +344,17 @@ def _expect_result(message: Any) -> Any:
     if message[0] == "result":
         return message[1]
     return CONTINUE  # late messages of a decoupled execution
+
+
+def _settle_when_submitted(done: Completion[Any], task: asyncio.Future[Completion[Any]]) -> None:
+    """Once a delayed submission happened, ``done`` ends as the submitted execution ends (or as the
+    submission failed)."""
+    if task.cancelled():
+        done.cancel()
+        return
+    error = task.exception()
+    if error is not None:
+        if not done.done():
+            done.set_exception(error)
+        return
+    task.result().when_settled(functools.partial(copy_outcome, done))

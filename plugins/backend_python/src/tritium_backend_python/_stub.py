@@ -11,8 +11,9 @@ server -> stub: ``("load", model_file, module_name, decoupled)``, ``("autocomple
 and the answers to BLS calls ``("bls_response", call_id, response, final)``.
 
 stub -> server: ``("ok", value)`` / ``("failed", message)`` for load, autocomplete, initialize and
-finalize; ``("result", results)`` for execute; ``("response", execution, index, outputs, final, error)``
-and ``("executed", execution, error)`` for execute_decoupled; ``("bls", call_id, request, decoupled)`` for BLS calls and
+finalize; ``("result", results, started_ns)`` for execute (``started_ns``: when the stub began it,
+``time.monotonic_ns``); ``("response", execution, index, outputs, final, error)`` and
+``("executed", execution, error)`` for execute_decoupled; ``("bls", call_id, request, decoupled)`` for BLS calls and
 ``("ready", call_id, model, version)`` for ``pb_utils.is_model_ready`` (answered like a BLS call: no
 error means ready) and ``("log", level, message)`` at any time.
 
@@ -138,9 +139,10 @@ def serve(channel: Channel) -> None:
             assert runner is not None
             if len(message) < 3 or message[2] == results_sent:
                 channel.reset_arena()  # the server holds no views of earlier results any more
+            begun = time.monotonic_ns()  # the server counts the time before it as queue time, as Triton does
             result = runner.execute(message[1])
             results_sent += 1
-            channel.send(("result", result))
+            channel.send(("result", result, begun))
         elif kind == "execute_decoupled":
             assert runner is not None
             channel.reset_arena()
