@@ -8,6 +8,7 @@ import importlib.util
 import os
 import queue
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -51,12 +52,17 @@ output [
 """
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """``count`` different free ports, all held at once while they are chosen (ports taken one after the other
+    can come back equal once each is released)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 @pytest.fixture
@@ -86,26 +92,30 @@ def _serve_flags() -> list[str]:
     help_text = subprocess.run(
         [*TRITIUM, "serve", "--help"], capture_output=True, text=True, timeout=60, check=False
     ).stdout
+    names = [f for f in sorted(set(re.findall(r"--[a-z]+-port\b", help_text))) if not f.startswith("--reuse")]
     flags = []
-    for flag in sorted(set(re.findall(r"--[a-z]+-port\b", help_text))):
-        if flag.startswith("--reuse"):
-            continue
-        flags += [flag, str(free_port())]
+    for flag, port in zip(names, free_ports(len(names)), strict=True):
+        flags += [flag, str(port)]
     return flags
 
 
 @pytest.fixture
 def served(repository: Path, tmp_path: Path) -> Iterator[dict[str, int]]:
-    """A ``tritium serve`` subprocess on the repository; yields the ports by flag name."""
-    flags = _serve_flags()
-    ports = {flags[i]: int(flags[i + 1]) for i in range(0, len(flags), 2)}
-    log = (tmp_path / "server.log").open("w")
-    process = subprocess.Popen(
-        [*TRITIUM, "serve", "--model-repository", str(repository), *flags],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    """A ``tritium serve`` subprocess on the repository; yields the ports by flag name. A port chosen free can
+    be taken by another process before the server binds it: the server is then started again on new ports."""
+    for _attempt in range(3):
+        flags = _serve_flags()
+        ports = {flags[i]: int(flags[i + 1]) for i in range(0, len(flags), 2)}
+        log = (tmp_path / "server.log").open("w")
+        process = subprocess.Popen(
+            [*TRITIUM, "serve", "--model-repository", str(repository), *flags],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        if not _lost_a_port(process, ports, tmp_path / "server.log"):
+            break
+        log.close()
     try:
         yield ports
     finally:
@@ -118,6 +128,22 @@ def served(repository: Path, tmp_path: Path) -> Iterator[dict[str, int]]:
         log.close()
         if process.returncode not in (0, -15):
             print((tmp_path / "server.log").read_text())
+
+
+def _lost_a_port(process: subprocess.Popen[bytes], ports: dict[str, int], log: Path) -> bool:
+    """Wait until the server listens on its HTTP or gRPC port; True when it exited first because one of its
+    ports was taken meanwhile (any other outcome is the test's to judge)."""
+    listening = [ports[f] for f in ("--http-port", "--grpc-port") if f in ports]
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline and listening:
+        if process.poll() is not None:
+            return "address already in use" in log.read_text(errors="replace")
+        try:
+            with socket.create_connection(("127.0.0.1", listening[0]), timeout=0.5):
+                return False
+        except OSError:
+            time.sleep(0.1)
+    return False
 
 
 def _wait_ready(client: object) -> None:
