@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -41,6 +41,12 @@ def free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+@pytest.fixture(name="free_ports")
+def free_ports_fixture() -> Callable[[int], list[int]]:
+    """:func:`free_ports`, for the test modules (they cannot import this one)."""
+    return free_ports
 
 
 def installed_plugins() -> set[str]:

@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -52,19 +52,6 @@ output [
 """
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` different free ports, all held at once while they are chosen (ports taken one after the other
-    can come back equal once each is released)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 @pytest.fixture
 def repository(tmp_path: Path) -> Path:
     """``repeat_int32`` (decoupled, full config) and ``repeat_auto`` (no config.pbtxt at all: the backend is
@@ -87,7 +74,7 @@ def test_tritium_plugins_lists_the_example() -> None:
 
 
 # ------------------------------------------------------------------------------------- tritium serve
-def _serve_flags() -> list[str]:
+def _serve_flags(free_ports: Callable[[int], list[int]]) -> list[str]:
     """Port flags for every frontend/sink installed (free ports, so parallel runs never collide)."""
     help_text = subprocess.run(
         [*TRITIUM, "serve", "--help"], capture_output=True, text=True, timeout=60, check=False
@@ -100,11 +87,11 @@ def _serve_flags() -> list[str]:
 
 
 @pytest.fixture
-def served(repository: Path, tmp_path: Path) -> Iterator[dict[str, int]]:
+def served(repository: Path, tmp_path: Path, free_ports: Callable[[int], list[int]]) -> Iterator[dict[str, int]]:
     """A ``tritium serve`` subprocess on the repository; yields the ports by flag name. A port chosen free can
     be taken by another process before the server binds it: the server is then started again on new ports."""
     for _attempt in range(3):
-        flags = _serve_flags()
+        flags = _serve_flags(free_ports)
         ports = {flags[i]: int(flags[i + 1]) for i in range(0, len(flags), 2)}
         log = (tmp_path / "server.log").open("w")
         process = subprocess.Popen(

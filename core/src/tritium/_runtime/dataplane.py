@@ -210,18 +210,14 @@ class DataPlane(InferenceService):
                 # Started at once: in flight until the scheduler settles it (the listener added first runs
                 # first, so the request has left before whoever answers the client hears of its end).
                 runtime.enter()
-                self._in_flight += 1
-                if self._in_flight == 1:
-                    self._idle.clear()
+                self._enter()
                 response.when_settled(partial(self._started_ended, runtime))
                 return response
         return self._infer_admitted(runtime, request)
 
     def _started_ended(self, runtime: Any, _completion: Any) -> None:
         runtime.leave()
-        self._in_flight -= 1
-        if self._in_flight == 0:
-            self._idle.set()
+        self._leave()
 
     async def _infer_admitted(self, runtime: Any, request: InferenceRequest) -> InferenceResponse:
         runtime.enter()

@@ -43,6 +43,19 @@ _log = logging.getLogger("tritium.instances")
 Result = InferenceResponse | TritiumError
 
 
+def _when_ended(running: asyncio.Future[Any], callback: Callable[[asyncio.Future[Any]], None]) -> None:
+    """Call ``callback(running)`` when an awaited execution ends: as a :class:`~tritium.Completion` is
+    settled (its listener), at once when it has ended already (a done callback would run only after the
+    caller's await of the finished future had returned), else as its done callback (in the order added, so
+    the first one runs before an awaiting caller's shield callback)."""
+    if isinstance(running, Completion):
+        running.when_settled(callback)
+    elif running.done():
+        callback(running)
+    else:
+        running.add_done_callback(callback)
+
+
 class InstancePool(InstanceExecutor):
     """The instances of one model version (none for a model served without instances, e.g. an ensemble).
 
@@ -268,14 +281,7 @@ class InstancePool(InstanceExecutor):
             timing.output_ns = clock() - t2
             settle(results)
 
-        if isinstance(running, Completion):
-            running.when_settled(finished)  # at once when it is settled: before anything awaiting it resumes
-        elif running.done():
-            # Already finished (a backend that answered at once): record it now, since a done callback would
-            # run only after the caller's await of the finished future had returned.
-            finished(running)
-        else:
-            running.add_done_callback(finished)  # first: runs before the awaiting caller's shield callback
+        _when_ended(running, finished)  # first: before anything awaiting it resumes
         return running
 
     def try_start_now(self, requests: Sequence[InferenceRequest]) -> Completion[list[Result]] | None:
@@ -293,17 +299,13 @@ class InstancePool(InstanceExecutor):
         running = self._start_awaited(lease.instance, requests, start_ns, outcome)
         done: Completion[list[Result]] = Completion(loop=running.get_loop())  # (the loop: no getpid() call)
 
-        def ended(_running: Any) -> None:  # after the execution was recorded (the first listener)
+        def ended(_running: Any) -> None:  # after the execution was recorded (the first callback)
             self.leases.release_now(lease)
             done.set_result(outcome[0])
 
-        if isinstance(running, Completion):
-            running.when_settled(ended)
-        elif running.done():
-            ended(running)
-        else:
+        if not running.done():
             lease.running = running
-            running.add_done_callback(ended)
+        _when_ended(running, ended)
         return done
 
     def _failure(self, exc: BaseException) -> TritiumError:

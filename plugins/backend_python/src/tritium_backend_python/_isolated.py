@@ -349,12 +349,7 @@ def _expect_result(message: Any) -> Any:
 def _settle_when_submitted(done: Completion[Any], task: asyncio.Future[Completion[Any]]) -> None:
     """Once a delayed submission happened, ``done`` ends as the submitted execution ends (or as the
     submission failed)."""
-    if task.cancelled():
-        done.cancel()
-        return
-    error = task.exception()
-    if error is not None:
-        if not done.done():
-            done.set_exception(error)
-        return
-    task.result().when_settled(functools.partial(copy_outcome, done))
+    if task.cancelled() or task.exception() is not None:
+        copy_outcome(done, task)
+    else:
+        task.result().when_settled(functools.partial(copy_outcome, done))

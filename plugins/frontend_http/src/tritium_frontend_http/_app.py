@@ -83,12 +83,9 @@ class StartedAnswer:
         Errors become their answers, as :meth:`HttpApp.infer_eager` answers them."""
         app = self._app
         try:
-            encoded = app._infer_answer(self.completion.result(), self._plan, self._accept)
+            return app._answer_now(self.completion.result(), self._plan, self._accept)
         except Exception as exc:
             return app._error_answer(exc, "POST", "/infer")
-        if encoded[2] is not None:
-            return app._answer_later(encoded)
-        return 200, encoded[0], encoded[1]
 
 
 def stoi(text: str, low: int = _INT32_MIN, high: int = _INT32_MAX) -> int:
@@ -442,10 +439,7 @@ class HttpApp:
                 if type(result) is Completion:
                     return StartedAnswer(result, self, plan, headers.get("Accept-Encoding"))
                 return self._infer_later(result, plan, headers)  # type: ignore[arg-type]
-            answer = self._infer_answer(result, plan, headers.get("Accept-Encoding"))
-            if answer[2] is not None:
-                return self._answer_later(answer)
-            return 200, answer[0], answer[1]
+            return self._answer_now(result, plan, headers.get("Accept-Encoding"))
         except Exception as exc:
             return self._error_answer(exc, method, f"/v2/models/{model}/infer")
 
@@ -458,6 +452,15 @@ class HttpApp:
         except Exception as exc:
             return self._error_answer(exc, "POST", "/infer")
         return 200, out_headers, payload
+
+    def _answer_now(
+        self, response: InferenceResponse, plan: OutputPlan, accept: str | None
+    ) -> Answer | Awaitable[Answer]:
+        """The answer of a response: at once, or awaitable when it is to be compressed (off the loop)."""
+        encoded = self._infer_answer(response, plan, accept)
+        if encoded[2] is not None:
+            return self._answer_later(encoded)
+        return 200, encoded[0], encoded[1]
 
     async def _answer_later(self, answer: tuple[dict[str, str], bytes, str | None]) -> Answer:
         try:
