@@ -402,6 +402,7 @@ def test_a_model_that_runs_in_the_workers_keeps_one_set_of_statistics(tmp_path: 
     for i in range(20):
         assert http_infer(serve.http_url, "tiny", float(i)).tolist() == [[float(i)] * 4]
         assert grpc_infer(serve.grpc_address, "tiny", float(i)).tolist() == [[float(i)] * 4]
+    time.sleep(0.1)  # what the copies record reaches the executor within FORWARD_INTERVAL_S (20 ms)
     for _ in range(4):
         stats = httpclient.InferenceServerClient(serve.http_url).get_inference_statistics("tiny")["model_stats"][0]
         assert stats["inference_stats"]["success"]["count"] == 40

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from tritium._multiproc.local_models import ForwardingStatistics, runs_in_workers
+from tritium._multiproc.local_models import ForwardBuffer, ForwardingStatistics, runs_in_workers
 from tritium.config import parse_model_config
 
 ASK = 'parameters { key: "tritium_run_in_workers" value { string_value: "%s" } }\n'
@@ -36,3 +38,29 @@ def test_forwarding_statistics_forward_every_update() -> None:
     stats.record_response(0, infer_ns=1, output_ns=2, ok=True, empty=False)
     assert [m[3] for m in sent] == ["record_execution", "record_success", "record_failure", "record_response"]
     assert sent[0] == ("stat", "m", "1", "record_execution", (4, 2, 1, 2, 3), {})
+
+
+async def test_forward_buffer_sends_one_batch_per_interval() -> None:
+    batches: list[list[object]] = []
+    buffer = ForwardBuffer(batches.append, interval=0.02)
+    for i in range(50):
+        buffer.add(i)
+    assert batches == []  # nothing leaves at once: one executor wake-up per interval, not per request
+    await asyncio.sleep(0.1)
+    assert batches == [list(range(50))]
+    buffer.add("late")
+    await asyncio.sleep(0.1)
+    assert batches == [list(range(50)), ["late"]]
+
+
+async def test_forward_buffer_flush_sends_what_waits_and_cancels_the_timer() -> None:
+    batches: list[list[object]] = []
+    buffer = ForwardBuffer(batches.append, interval=0.02)
+    buffer.flush()
+    assert batches == []  # nothing waiting: no empty message
+    buffer.add("a")
+    buffer.add("b")
+    buffer.flush()
+    assert batches == [["a", "b"]]
+    await asyncio.sleep(0.1)
+    assert batches == [["a", "b"]]  # the cancelled timer sent nothing more

@@ -8,6 +8,7 @@ import asyncio
 import os
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,38 @@ def test_each_direction_has_its_own_ring():
         stub.inbound.read_into(to_stub)
         server.inbound.read_into(to_server)
         assert (bytes(to_stub), bytes(to_server)) == (b"to stub", b"to server!")
+    finally:
+        server.close()
+        stub.close()
+
+
+def test_a_ring_records_when_it_stopped_being_empty_not_each_write():
+    server, stub = ring_pair(64)
+    try:
+        before = time.monotonic_ns()
+        server.outbound.write(memoryview(b"first"))
+        filled = stub.inbound.filled_at_ns()
+        assert before <= filled <= time.monotonic_ns()
+        time.sleep(0.01)
+        server.outbound.write(memoryview(b"second"))  # not empty: the time stays the first write's
+        assert stub.inbound.filled_at_ns() == filled
+        stub.inbound.read_into(bytearray())
+        server.outbound.write(memoryview(b"third"))
+        assert stub.inbound.filled_at_ns() > filled
+    finally:
+        server.close()
+        stub.close()
+
+
+def test_a_wait_that_slept_counts_until_the_peer_wrote_not_until_the_wake_up():
+    """A late wake-up must not make the next wait skip its polling (else one slow wake-up makes every later
+    wait slow, and the channel sleeps for good at rates polling would catch)."""
+    server, stub = connected_channels(poll_s=0.001)
+    try:
+        stub._inbound = SimpleNamespace(filled_at_ns=lambda: 10_000_300_000)  # the peer wrote at 10.0003 s
+        assert stub._slept_wait(10.0, 10.005) == pytest.approx(0.0003)  # woke 5 ms later: 0.3 ms counts
+        assert stub._slept_wait(10.0004, 10.005) == pytest.approx(0.0046)  # wrote before the wait: a stale word
+        assert stub._slept_wait(9.0, 9.5) == pytest.approx(0.5)  # written after the wake-up: not this message
     finally:
         server.close()
         stub.close()

@@ -87,10 +87,16 @@ class WorkerSession:
                 self._track(message[1], asyncio.ensure_future(self._stream(message[1], message[2])))
             elif kind == "call":
                 self._call(message[1], message[2], message[3], message[4])
-            elif kind == "stat":
-                self._stat(message[1], message[2], message[3], message[4], message[5])
-            elif kind == "event":
-                self._emit(message[1])
+            elif kind == "forwarded":
+                self._forwarded(message[1])
+
+    def _forwarded(self, notices: list[Any]) -> None:
+        """What a worker's copies of the models recorded (see :class:`ForwardBuffer`)."""
+        for notice in notices:
+            if notice[0] == "stat":
+                self._stat(notice[1], notice[2], notice[3], notice[4], notice[5])
+            elif notice[0] == "event":
+                self._emit(notice[1])
 
     def _stat(self, name: str, version: str, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """A statistics update of a worker's copy of a model, applied to the executor's statistics of it."""

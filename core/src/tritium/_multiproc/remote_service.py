@@ -18,11 +18,13 @@ from collections.abc import AsyncIterator, Awaitable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tritium._base.completion import Completion
 from tritium._base.errors import TritiumError
 from tritium._base.tensors import InferenceRequest, InferenceResponse
 from tritium._multiproc.arena import ArenaReader, ArenaWriter
 from tritium._multiproc.channel import BlockingChannel, Channel
 from tritium._multiproc.handshake import HELLO_TIMEOUT_S, SOCKET_NAME, receive_hello, send_hello
+from tritium._multiproc.local_models import ForwardBuffer
 from tritium._multiproc.wire import decode_error, decode_response, encode_request, release_unused
 from tritium._runtime.service import InferenceService, ServiceCapability
 from tritium._runtime.settings import LogSettings
@@ -84,6 +86,7 @@ class RemoteService(InferenceService):
         self.connected = asyncio.Event()
         self._capabilities: frozenset[ServiceCapability] = frozenset()
         self._metadata: dict[str, Any] = {}
+        self._forwarded = ForwardBuffer(self._send_forwarded)
         self.local: LocalModels | None = None
         """This worker's copies of the models that run in the workers (set before :meth:`start`)."""
 
@@ -227,11 +230,14 @@ class RemoteService(InferenceService):
                 waiter.set_exception(decode_error(message[2]))
 
     def forward(self, message: Any) -> None:
-        """Send a message that needs no answer (statistics and events of the local copies); dropped while
-        the executor is away."""
+        """Queue a message that needs no answer (statistics and events of the local copies): it leaves with
+        the others of its interval (see :class:`ForwardBuffer`); dropped while the executor is away."""
+        self._forwarded.add(message)
+
+    def _send_forwarded(self, messages: list[Any]) -> None:
         conn = self._conn
         if conn is not None:
-            conn.channel.send(message)
+            conn.channel.send(("forwarded", messages))
 
     def _worker_models(self) -> dict[str, str]:
         result: dict[str, str] = self._call("worker_models")
@@ -271,6 +277,7 @@ class RemoteService(InferenceService):
         self._stopping = True
         if self._maintainer is not None:
             self._maintainer.cancel()
+        self._forwarded.flush()
         conn = self._conn
         if conn is not None:
             conn.channel.close()
@@ -279,6 +286,10 @@ class RemoteService(InferenceService):
     # ------------------------------------------------------------------------------- sync calls
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         conn = self._connection()
+        # What this worker's copies recorded leaves first (this call blocks the loop): statistics read
+        # through this worker count every request it has answered.
+        self._forwarded.flush()
+        conn.channel.flush()
         try:
             answer = conn.control.call(("call", 0, method, args, kwargs), CONTROL_TIMEOUT_S)
         except (OSError, ConnectionError, EOFError):
@@ -379,33 +390,27 @@ class RemoteService(InferenceService):
             raise
         if isinstance(result, InferenceResponse):
             self._leave()
-            self._send_forwarded()
+            return result
+        if isinstance(result, Completion):  # started at once: no task, the copy's loop settles it
+            result.when_settled(self._settled)
             return result
         return self._finish(result)
+
+    def _settled(self, _completion: Any) -> None:
+        self._leave()
 
     async def _finish(self, pending: Awaitable[InferenceResponse]) -> InferenceResponse:
         try:
             return await pending
         finally:
             self._leave()
-            self._send_forwarded()
-
-    def _send_forwarded(self) -> None:
-        """Write the statistics a local copy forwarded for a request before its answer leaves: a client
-        that asks for statistics once answered (through any worker) finds its request counted."""
-        conn = self._conn
-        if conn is not None:
-            conn.channel.flush()
 
     async def infer(self, request: InferenceRequest) -> InferenceResponse:
         self._enter()
         try:
             local = self._local(request.model_name)
             if local is not None:
-                try:
-                    return await local.infer(request)
-                finally:
-                    self._send_forwarded()
+                return await local.infer(request)
             conn = self._connection()
             rid = next(self._ids)
             future: asyncio.Future[InferenceResponse] = asyncio.get_running_loop().create_future()
@@ -428,7 +433,6 @@ class RemoteService(InferenceService):
             local = self._local(request.model_name)
             if local is not None:
                 async for response in local.infer_stream(request):
-                    self._send_forwarded()
                     yield response
                 return
             conn = self._connection()

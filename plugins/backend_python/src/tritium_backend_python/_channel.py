@@ -467,7 +467,10 @@ class Channel:
         It polls the ring first, for up to ``poll_s``, when the last wait was no longer than that (the
         next message is then likely to come while it polls; a channel whose messages come further apart
         sleeps at once and burns nothing), giving the processor to any other runnable thread between two
-        looks. Then it sleeps on the socket with its flag up."""
+        looks. Then it sleeps on the socket with its flag up. A wait that slept counts until the peer wrote
+        (the ring's :meth:`~Ring.filled_at_ns`), not until this side woke: else one late wake-up would
+        make every later wait look long (it includes the wake-up), and the channel would sleep for good
+        at a rate where polling catches every message."""
         inbound = self._inbound
         clock = time.monotonic
         start = clock()
@@ -500,9 +503,16 @@ class Channel:
                     self._drain_socket()
             finally:
                 rings.wait_for_data(False)
-                self._last_wait = max(clock() - start, 1e-9)
+                self._last_wait = self._slept_wait(start, clock())
         except RingCorrupted as exc:
             raise ChannelClosed(f"the peer corrupted the channel: {exc}") from None
+
+    def _slept_wait(self, start: float, now: float) -> float:
+        """How long a wait that slept waited for the peer: from ``start`` until the peer wrote into the empty
+        ring, when that lies between the two (the peer's word is only a hint), else until ``now``."""
+        filled = self._inbound.filled_at_ns() / 1e9
+        end = filled if start <= filled <= now else now
+        return max(end - start, 1e-9)
 
     def poll(self) -> list[tuple[Any, bool]]:
         """Non-blocking read of the inbound ring (for an event loop; no system call): the messages now

@@ -30,6 +30,7 @@ offset
 192    stub waits for bytes               256  stub waits for room
 320    server -> stub ring: head (bytes read so far)  384: tail (bytes written so far)
 448    stub -> server ring: head                       512: tail
+576    server -> stub ring: when it last went from empty to not (``time.monotonic_ns``); 640: stub -> server
 4096   server -> stub ring's bytes, then the stub -> server ring's bytes
 ====== ====================================================================
 
@@ -46,6 +47,7 @@ import mmap
 import os
 import tempfile
 import threading
+import time
 
 MAGIC = 0x54524954_52494E47  # "TRITRING"
 HEADER_BYTES = 4096
@@ -57,6 +59,7 @@ _SERVER, _STUB = 0, 1
 _DATA_FLAG = (64 // _WORD, 192 // _WORD)  # indexed by side: waits for bytes
 _ROOM_FLAG = (128 // _WORD, 256 // _WORD)  # indexed by side: waits for room
 _RING_WORDS = ((320 // _WORD, 384 // _WORD), (448 // _WORD, 512 // _WORD))  # (head, tail), by producer side
+_FILLED_WORDS = (576 // _WORD, 640 // _WORD)  # when the ring last stopped being empty, by producer side
 
 
 class RingCorrupted(Exception):
@@ -67,13 +70,14 @@ class Ring:
     """One direction: a byte stream in shared memory. Only one thread of one process writes it, only one
     reads it; ``words[head]`` is the reader's, ``words[tail]`` the writer's."""
 
-    __slots__ = ("_data", "_head", "_mask", "_tail", "_words", "capacity")
+    __slots__ = ("_data", "_filled", "_head", "_mask", "_tail", "_words", "capacity")
 
-    def __init__(self, words: memoryview, data: memoryview, head: int, tail: int) -> None:
+    def __init__(self, words: memoryview, data: memoryview, head: int, tail: int, filled: int) -> None:
         self._words = words
         self._data = data
         self._head = head
         self._tail = tail
+        self._filled = filled
         self.capacity = len(data)
         self._mask = self.capacity - 1
 
@@ -100,6 +104,8 @@ class Ring:
             raise RingCorrupted(f"ring control words out of range ({used} bytes waiting)")
         count = min(len(data), self.capacity - used)
         if count:
+            if not used:
+                words[self._filled] = time.monotonic_ns()
             start = tail & self._mask
             first = min(count, self.capacity - start)
             self._data[start : start + first] = data[:first]
@@ -107,6 +113,12 @@ class Ring:
                 self._data[: count - first] = data[first:count]
             words[self._tail] = tail + count  # published: x86 keeps stores in order
         return count
+
+    def filled_at_ns(self) -> int:
+        """When the writer last wrote into the empty ring (``time.monotonic_ns``; a hint only: the peer
+        writes it)."""
+        filled: int = self._words[self._filled]
+        return filled
 
     def read_into(self, buffer: bytearray) -> int:
         """Append every byte waiting to ``buffer``; returns how many."""
@@ -152,7 +164,8 @@ class RingPair:
         rings = []
         for producer in (_SERVER, _STUB):
             start = HEADER_BYTES + producer * capacity
-            rings.append(Ring(words, self._view(whole[start : start + capacity]), *_RING_WORDS[producer]))
+            rings.append(Ring(words, self._view(whole[start : start + capacity]), *_RING_WORDS[producer],
+                              _FILLED_WORDS[producer]))
         self.outbound = rings[side]
         self.inbound = rings[peer]
         self._my_data, self._my_room = _DATA_FLAG[side], _ROOM_FLAG[side]
