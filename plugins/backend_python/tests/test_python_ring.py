@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tritium_backend_python._channel import ChannelClosed, ChannelTimeout, connected_channels
+from tritium_backend_python._channel import PROBE_EVERY, ChannelClosed, ChannelTimeout, connected_channels
 from tritium_backend_python._ring import HEADER_BYTES, RingCorrupted, RingPair
 
 from tritium import DataType, InferenceRequest, InstancePool, Tensor
@@ -104,6 +104,39 @@ def test_a_wait_that_slept_counts_until_the_peer_wrote_not_until_the_wake_up():
         assert stub._slept_wait(10.0, 10.005) == pytest.approx(0.0003)  # woke 5 ms later: 0.3 ms counts
         assert stub._slept_wait(10.0004, 10.005) == pytest.approx(0.0046)  # wrote before the wait: a stale word
         assert stub._slept_wait(9.0, 9.5) == pytest.approx(0.5)  # written after the wake-up: not this message
+    finally:
+        server.close()
+        stub.close()
+
+
+def test_a_channel_that_sleeps_probes_with_a_poll_every_so_many_waits():
+    """Sleeping lengthens the gaps a channel measures (the peer waits a wake-up longer for each answer): a
+    channel whose gaps exceed its polling window only while it sleeps must still try polling now and then,
+    else it never learns that polling would catch every message."""
+
+    class CountingRing:
+        def __init__(self, ring: Any) -> None:
+            self.ring, self.looks = ring, 0
+
+        def readable(self) -> bool:
+            self.looks += 1
+            return self.ring.readable()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.ring, name)
+
+    server, stub = connected_channels(poll_s=0.002)
+    try:
+        counting = CountingRing(server._inbound)
+        server._inbound = counting
+        server._last_wait = 1.0  # the last gap was far longer than the window: no polling
+        polled = []
+        for index in range(2 * PROBE_EVERY + 2):
+            counting.looks = 0
+            server._wait_for_input(time.monotonic() + 0.01)  # nothing comes: 10 ms, longer than the window
+            if counting.looks > 10:
+                polled.append(index)
+        assert polled == [PROBE_EVERY, 2 * PROBE_EVERY + 1]
     finally:
         server.close()
         stub.close()

@@ -52,6 +52,9 @@ _DOORBELL_READ = 4096
 _SAFETY_S = 1.0
 
 
+PROBE_EVERY = 64
+"""A blocking receive that would sleep at once polls anyway after this many such waits in a row (see
+:meth:`Channel._wait_for_input`)."""
 SMALL_ARRAY_BYTES = 4096
 """Numeric arrays smaller than this travel in the message itself, the rest through shared memory."""
 
@@ -172,6 +175,7 @@ class Channel:
         self._inbound = rings.inbound
         self._poll_s = poll_s
         self._last_wait = 1e-9  # seconds the last wait for input took
+        self._sleeps = 0  # waits in a row that slept without polling first
         self._yield = yield_while_polling and hasattr(os, "sched_yield")
         self._inline_limit = inline_limit
         self._arena = _Arena()
@@ -470,12 +474,20 @@ class Channel:
         looks. Then it sleeps on the socket with its flag up. A wait that slept counts until the peer wrote
         (the ring's :meth:`~Ring.filled_at_ns`), not until this side woke: else one late wake-up would
         make every later wait look long (it includes the wake-up), and the channel would sleep for good
-        at a rate where polling catches every message."""
+        at a rate where polling catches every message.
+
+        Sleeping also lengthens the gaps it measures: the peer, waiting for an answer that comes a wake-up
+        late, sleeps too and answers its own client a wake-up late. So a channel whose gaps exceed
+        ``poll_s`` only while it sleeps would never find out that polling catches every message; after
+        :data:`PROBE_EVERY` waits in a row that slept, the next polls first (at most ``poll_s`` of processor
+        time per that many messages), and what it measures decides the waits after it."""
         inbound = self._inbound
         clock = time.monotonic
         start = clock()
         try:
-            if 0 < self._last_wait <= self._poll_s:
+            poll = self._poll_s > 0 and (self._last_wait <= self._poll_s or self._sleeps >= PROBE_EVERY)
+            self._sleeps = 0 if poll else self._sleeps + 1
+            if poll:
                 end = start + self._poll_s
                 pause = os.sched_yield if self._yield else None
                 while not inbound.readable():

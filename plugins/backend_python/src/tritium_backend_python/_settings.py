@@ -20,8 +20,8 @@ settings (server-wide defaults):
   flight; only when the loop has nothing else to do) before it asks the stub for a wake-up: 50 by default;
 - ``TRITIUM_STUB_POLL_US`` parameter / ``stub-poll-us`` setting: how long a stub keeps looking for the next
   message in shared memory (yielding its processor to anything else runnable) before it sleeps; only when its
-  last wait was that short, so a stub whose requests come further apart sleeps at once: 200 by default;
-  0 turns polling off (see docs/backend-python.md for the trade).
+  last wait was that short (or, as a probe, after 64 waits in a row that slept), so a stub whose requests come
+  further apart sleeps: 500 by default; 0 turns polling off (see docs/backend-python.md for the trade).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from tritium.config import ModelConfig
 MODES = ("isolated", "in-process")
 _MAX_POLL_US = 100_000
 SERVER_POLL_US = 50
-STUB_POLL_US = 200
+STUB_POLL_US = 500
 
 
 @attrs.define(frozen=True, slots=True)
