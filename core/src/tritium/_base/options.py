@@ -35,6 +35,7 @@ class ServerOptions:
     model_load_thread_count: int = 4
     inline_execution_us: int = 200
     workers: int = 1
+    worker_poll_us: int = 500
     log_verbose: int = 0
     log_info: bool = True
     log_warning: bool = True

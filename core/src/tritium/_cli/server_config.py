@@ -125,10 +125,12 @@ def check_option_value(where: str, kind: type, value: object, choices: Sequence[
 
 
 def check_kernel_value(where: str, opt: KernelOption, value: object) -> Any:
-    """Check a kernel option's value (type, choices, minimum)."""
+    """Check a kernel option's value (type, choices, bounds)."""
     checked = check_option_value(where, opt.type, value, opt.choices)
     if opt.minimum is not None and checked < opt.minimum:
         raise ConfigError(f"{where}: must be at least {opt.minimum:g}, got {checked}")
+    if opt.maximum is not None and checked > opt.maximum:
+        raise ConfigError(f"{where}: must be at most {opt.maximum:g}, got {checked}")
     return checked
 
 
@@ -361,6 +363,7 @@ def assemble_server_options(
         model_load_thread_count=values["model_load_thread_count"],
         inline_execution_us=values["inline_execution_us"],
         workers=values["workers"],
+        worker_poll_us=values["worker_poll_us"],
         log_verbose=values["log_verbose"],
         log_info=values["log_info"],
         log_warning=values["log_warning"],
@@ -444,6 +447,8 @@ def config_schema(host: PluginHost) -> dict[str, Any]:
     for key, opt in FILE_OPTIONS.items():
         if opt.minimum is not None:
             server[key]["minimum"] = opt.minimum
+        if opt.maximum is not None:
+            server[key]["maximum"] = opt.maximum
     scalar = {"type": ["string", "number", "boolean"]}
     sections: dict[str, Any] = {
         "server": {

@@ -20,6 +20,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from tritium._multiproc.busy_poll import BusyPoll
+
 _LENGTH_BYTES = 8
 MAX_FRAME = 1 << 40
 IDLE_AFTER_S = 0.0005
@@ -33,12 +35,15 @@ def frame(messages: Any) -> bytes:
 
 
 class Channel(asyncio.Protocol):
-    """One end of a connection: :meth:`send` queues a message; ``on_messages`` gets each received batch."""
+    """One end of a connection: :meth:`send` queues a message; ``on_messages`` gets each received batch.
+    ``busy_poll`` is told of every frame read and written (the loop then polls a moment for what comes
+    next, see :class:`BusyPoll`)."""
 
     def __init__(
         self,
         on_messages: Callable[[list[Any]], None],
         on_lost: Callable[[BaseException | None], None],
+        busy_poll: BusyPoll | None = None,
     ) -> None:
         self._on_messages = on_messages
         self._on_lost = on_lost
@@ -50,6 +55,7 @@ class Channel(asyncio.Protocol):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._receiving = False
         self._last_write = 0.0
+        self._busy_poll = busy_poll
 
     # ----------------------------------------------------------------------------------- protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -82,6 +88,8 @@ class Channel(asyncio.Protocol):
             start = stop
         if start:
             del buffer[:start]
+        if batches and self._busy_poll is not None:
+            self._busy_poll.touch()
         self._receiving = True
         try:
             for messages in batches:
@@ -124,6 +132,8 @@ class Channel(asyncio.Protocol):
             self._transport.write(frame(outbox))
             assert self._loop is not None
             self._last_write = self._loop.time()
+            if self._busy_poll is not None:
+                self._busy_poll.touch()
 
     def flush(self) -> None:
         """Write what is queued now (before closing)."""

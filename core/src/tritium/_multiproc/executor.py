@@ -23,6 +23,7 @@ from tritium._base.errors import TritiumError
 from tritium._base.events import Event, ModelLoaded, ModelUnloaded
 from tritium._base.tensors import InferenceResponse
 from tritium._multiproc.arena import ArenaReader, ArenaWriter
+from tritium._multiproc.busy_poll import BusyPoll
 from tritium._multiproc.channel import Channel
 from tritium._multiproc.handshake import HELLO_TIMEOUT_S, SOCKET_NAME, receive_hello, send_hello
 from tritium._multiproc.local_models import STAT_METHODS, worker_models
@@ -63,6 +64,7 @@ class WorkerSession:
         on_closed: Callable[[WorkerSession], None],
         on_control: Callable[[str, tuple[Any, ...], dict[str, Any]], None] = lambda *_: None,
         emit: Callable[[Event], None] = lambda event: None,
+        busy_poll: BusyPoll | None = None,
     ) -> None:
         self.service = service
         self._on_control = on_control
@@ -70,7 +72,7 @@ class WorkerSession:
         self.request_arena = request_arena
         self.response_arena = response_arena
         self._on_closed = on_closed
-        self.channel = Channel(self._on_messages, self._on_lost)
+        self.channel = Channel(self._on_messages, self._on_lost, busy_poll)
         self._tasks: dict[int, asyncio.Future[Any]] = {}
 
     # ---------------------------------------------------------------------------------- dispatch
@@ -279,10 +281,17 @@ class ExecutorBridge:
     """Accepts worker connections on ``<run_dir>/executor.sock`` once the models are loaded."""
 
     def __init__(
-        self, service: DataPlane, run_dir: Path, arena_size: int, emit: Callable[[Event], None] = lambda e: None
+        self,
+        service: DataPlane,
+        run_dir: Path,
+        arena_size: int,
+        emit: Callable[[Event], None] = lambda e: None,
+        busy_poll: BusyPoll | None = None,
     ) -> None:
         self.service = service
         self._emit = emit
+        self._busy_poll = busy_poll
+        """One for every worker's connection: the loop polls after traffic on any of them."""
         self.control_log = ControlLog(run_dir / CONTROL_LOG_NAME)
         self.path = run_dir / SOCKET_NAME
         self.arena_size = arena_size
@@ -344,7 +353,13 @@ class ExecutorBridge:
         if response_arena is not None:
             response_arena.close()  # the mapping stays; the worker holds its own descriptor now
         return WorkerSession(
-            self.service, request_arena, response_arena, self.sessions.discard, self._on_control, self._emit
+            self.service,
+            request_arena,
+            response_arena,
+            self.sessions.discard,
+            self._on_control,
+            self._emit,
+            self._busy_poll,
         )
 
     def _on_control(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from tritium._base.completion import Completion
 from tritium._base.errors import TritiumError
 from tritium._base.tensors import InferenceRequest, InferenceResponse
 from tritium._multiproc.arena import ArenaReader, ArenaWriter
+from tritium._multiproc.busy_poll import BusyPoll
 from tritium._multiproc.channel import BlockingChannel, Channel
 from tritium._multiproc.handshake import HELLO_TIMEOUT_S, SOCKET_NAME, receive_hello, send_hello
 from tritium._multiproc.local_models import ForwardBuffer
@@ -68,8 +69,16 @@ class _Connection:
 class RemoteService(InferenceService):
     """A worker's service: every call answered by the executor's data plane."""
 
-    def __init__(self, run_dir: Path, worker_index: int, registry: SharedMemoryRegistry, arena_size: int) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        worker_index: int,
+        registry: SharedMemoryRegistry,
+        arena_size: int,
+        busy_poll: BusyPoll | None = None,
+    ) -> None:
         self.path = run_dir / SOCKET_NAME
+        self._busy_poll = busy_poll
         self.worker_index = worker_index
         self._registry = registry
         self.arena_size = arena_size
@@ -144,7 +153,7 @@ class RemoteService(InferenceService):
         response_arena = ArenaReader(fds[0], response_size)
         control = BlockingChannel(control_sock)
         holder: list[_Connection] = []
-        channel = Channel(self._on_messages, lambda exc: self._on_lost(holder[0], exc))
+        channel = Channel(self._on_messages, lambda exc: self._on_lost(holder[0], exc), self._busy_poll)
         conn = _Connection(
             channel,
             control,

@@ -18,6 +18,7 @@ from typing import Any
 
 from tritium._base.errors import ConfigError, PluginError, TritiumError
 from tritium._base.options import ServerOptions
+from tritium._multiproc.busy_poll import BusyPoll
 from tritium._multiproc.executor import ExecutorBridge
 from tritium._multiproc.local_models import LocalModels
 from tritium._multiproc.remote_service import RemoteService
@@ -56,7 +57,9 @@ async def run_executor(options: ServerOptions, host: PluginHost, run_dir: Path) 
     stop = _stop_event()
     server = Server(options, host=host, serve_frontends=False)
     await server.start()
-    bridge = ExecutorBridge(server.service, run_dir, ARENA_SIZE, server.emit)
+    bridge = ExecutorBridge(
+        server.service, run_dir, ARENA_SIZE, server.emit, BusyPoll(options.worker_poll_us / 1e6)
+    )
     server.add_event_handler(bridge.on_event)
     await bridge.control_log.replay(server.service)  # a restart: the models the API had loaded, again
     freeze_long_lived()  # before the workers connect: its collection pauses the loop once, here
@@ -111,7 +114,7 @@ async def run_worker(
     """Serve the frontends on the executor's data plane until SIGTERM, then drain within the exit timeout."""
     stop = _stop_event()
     registry = SharedRegistry(allowed=options.allow_client_shm, table=run_dir / TABLE_NAME)
-    service = RemoteService(run_dir, worker_index, registry, ARENA_SIZE)
+    service = RemoteService(run_dir, worker_index, registry, ARENA_SIZE, BusyPoll(options.worker_poll_us / 1e6))
     local = LocalModels(options, host, service.forward)
     await local.start()
     service.local = local

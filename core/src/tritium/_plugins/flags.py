@@ -49,7 +49,7 @@ class KernelOption:
 
     ``key`` is its name in the config file's ``[server]`` table (None: command line only); ``flags`` the
     command-line spellings, first the canonical one; ``type`` one of bool, int, float, str, list (a
-    repeatable flag / array of strings); ``minimum`` bounds numbers.
+    repeatable flag / array of strings); ``minimum`` and ``maximum`` bound numbers.
     """
 
     key: str
@@ -59,6 +59,7 @@ class KernelOption:
     help: str
     choices: Sequence[str] | None = None
     minimum: float | None = None
+    maximum: float | None = None
     in_file: bool = True
     metavar: str | None = None
 
@@ -193,6 +194,18 @@ KERNEL_OPTIONS: tuple[KernelOption, ...] = (
         "(CPU affinity and cgroup quota); 1 (the default for now) = one process for everything.",
         minimum=0,
         metavar="N",
+    ),
+    KernelOption(
+        "worker_poll_us",
+        ("--worker-poll-us",),
+        int,
+        500,
+        "Tritium only, with --workers N > 1: for how many microseconds after traffic between a worker and the "
+        "executor both keep looking for the next message instead of sleeping (a wake-up costs tens of "
+        "microseconds to both processes on a virtual machine); 0 = sleep at once.",
+        minimum=0,
+        maximum=100_000,
+        metavar="US",
     ),
     KernelOption(
         "backend_config",
