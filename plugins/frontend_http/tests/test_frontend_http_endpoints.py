@@ -92,6 +92,16 @@ def test_infer_compression(
     np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), np.arange(16).reshape(1, 16))
 
 
+def test_start_logs_tritons_started_line_with_the_bound_port(
+    make_service: Any, run_frontend: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Scripts that wait for Triton's ``Started HTTPService at <address>:<port>`` line find it."""
+    with caplog.at_level("INFO", logger="tritium.frontend.http"), run_frontend(make_service()) as running:
+        port = running.frontend.port
+    assert port != 0
+    assert f"Started HTTPService at 127.0.0.1:{port}" in [r.getMessage() for r in caplog.records]
+
+
 def test_compressed_body_limits(make_service: Any, run_frontend: Any) -> None:
     service = make_service()
     with run_frontend(service, max_input_size=4096) as running:

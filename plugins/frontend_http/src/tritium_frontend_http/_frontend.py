@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
 import tritium
@@ -9,6 +11,8 @@ from tritium_frontend_http._app import HttpApp
 from tritium_frontend_http._protocol import InferenceServer
 from tritium_frontend_http._settings import HttpSettings
 from tritium_frontend_http._tls import server_ssl_context
+
+_log = logging.getLogger("tritium.frontend.http")
 
 
 class HttpFrontend(tritium.Frontend):
@@ -55,6 +59,7 @@ class HttpFrontend(tritium.Frontend):
                 f"Socket '{self.settings.address}:{self.settings.port}' already in use ({exc})"
             ) from exc
         self._runner, self._site = runner, site
+        _log.info("Started HTTPService at %s:%d", self.settings.address, self.port)  # Triton's line
 
     async def stop(self) -> None:
         runner, self._runner, self._site = self._runner, None, None
