@@ -64,3 +64,18 @@ async def test_forward_buffer_flush_sends_what_waits_and_cancels_the_timer() -> 
     assert batches == [["a", "b"]]
     await asyncio.sleep(0.1)
     assert batches == [["a", "b"]]  # the cancelled timer sent nothing more
+
+
+async def test_forward_buffer_takes_messages_from_other_threads_through_its_loop() -> None:
+    batches: list[list[object]] = []
+    buffer = ForwardBuffer(batches.append, interval=0.02)
+    buffer.add("on the loop")  # binds the buffer to this loop
+    await asyncio.to_thread(buffer.add, "from a backend thread")
+    await asyncio.sleep(0.1)
+    assert batches == [["on the loop", "from a backend thread"]]
+
+
+def test_forward_buffer_refuses_a_first_message_off_any_loop() -> None:
+    buffer = ForwardBuffer(lambda batch: None)
+    with pytest.raises(RuntimeError, match="event loop"):
+        buffer.add("x")

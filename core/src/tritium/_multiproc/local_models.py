@@ -101,6 +101,9 @@ class ForwardBuffer:
     Triton's do (a Triton backend records a request's statistics after it has sent the response). Whatever
     is waiting leaves before the worker makes a synchronous call to the executor (statistics read through
     a worker count what it has answered) and when it closes.
+
+    The buffer belongs to the worker's event loop (:meth:`bind`, or the first :meth:`add` made on a loop); a
+    message added from another thread (a backend that records on its own thread) is handed to that loop.
     """
 
     def __init__(self, send: Callable[[list[Any]], None], interval: float = FORWARD_INTERVAL_S) -> None:
@@ -108,11 +111,27 @@ class ForwardBuffer:
         self._interval = interval
         self._pending: list[Any] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Make ``loop`` the buffer's loop before any message comes (so the first may come from a thread)."""
+        self._loop = loop
 
     def add(self, message: Any) -> None:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        loop = self._loop
+        if running is None or (loop is not None and running is not loop):
+            if loop is None:
+                raise RuntimeError("a ForwardBuffer's first message must be added on the worker's event loop")
+            loop.call_soon_threadsafe(self.add, message)
+            return
+        self._loop = running
         self._pending.append(message)
         if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._interval, self.flush)
+            self._timer = running.call_later(self._interval, self.flush)
 
     def flush(self) -> None:
         """Send what is waiting now."""

@@ -102,6 +102,7 @@ class RemoteService(InferenceService):
     # -------------------------------------------------------------------------------- connection
     async def start(self) -> None:
         """Connect (waiting for the executor to be up) and keep reconnecting whenever it goes away."""
+        self._forwarded.bind(asyncio.get_running_loop())
         await self._connect_until_up()
         self._maintainer = asyncio.ensure_future(self._maintain())
 
