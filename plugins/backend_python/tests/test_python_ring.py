@@ -16,17 +16,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tritium_backend_python._channel import PROBE_EVERY, ChannelClosed, ChannelTimeout, connected_channels
-from tritium_backend_python._ring import HEADER_BYTES, RingCorrupted, RingPair
+from tritium_backend_python._ring import HEADER_BYTES, STRONGLY_ORDERED, Fence, RingCorrupted, RingPair
 
 from tritium import DataType, InferenceRequest, InstancePool, Tensor
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def ring_pair(capacity: int) -> tuple[RingPair, RingPair]:
-    server = RingPair.create(capacity)
+def ring_pair(capacity: int, strongly_ordered: bool = STRONGLY_ORDERED) -> tuple[RingPair, RingPair]:
+    server = RingPair.create(capacity, strongly_ordered=strongly_ordered)
     assert server.fd is not None
-    stub = RingPair.attach(os.dup(server.fd))
+    stub = RingPair.attach(os.dup(server.fd), strongly_ordered=strongly_ordered)
     server.close_fd()
     return server, stub
 
@@ -36,12 +36,15 @@ def ring_pair(capacity: int) -> tuple[RingPair, RingPair]:
 @given(
     capacity_log=st.integers(min_value=3, max_value=8),
     steps=st.lists(st.one_of(st.binary(max_size=300), st.none()), max_size=60),
+    strongly_ordered=st.booleans(),
 )
-def test_a_ring_delivers_exactly_the_bytes_written_in_order_whatever_the_chunks(capacity_log, steps):
+def test_a_ring_delivers_exactly_the_bytes_written_in_order_whatever_the_chunks(capacity_log, steps,
+                                                                                strongly_ordered):
     """Writes take what fits (wrapping around the end), reads take everything waiting: concatenated, the
-    bytes read are the bytes accepted, in order, and readable + writable is always the capacity."""
+    bytes read are the bytes accepted, in order, and readable + writable is always the capacity (with and
+    without the fences of weakly ordered processors)."""
     capacity = 1 << capacity_log
-    server, stub = ring_pair(capacity)
+    server, stub = ring_pair(capacity, strongly_ordered)
     try:
         out, inn = server.outbound, stub.inbound
         accepted = bytearray()
@@ -61,6 +64,47 @@ def test_a_ring_delivers_exactly_the_bytes_written_in_order_whatever_the_chunks(
     finally:
         server.close()
         stub.close()
+
+
+def test_the_rings_fence_their_data_only_where_the_processor_reorders():
+    calls = []
+    for strongly_ordered in (True, False):
+        server, stub = ring_pair(64, strongly_ordered)
+        try:
+            counted = CountingFence(server.fence)
+            server.outbound._fence = None if strongly_ordered else counted
+            server.outbound.write(memoryview(b"abc"))
+            calls.append(counted.calls)
+        finally:
+            server.close()
+            stub.close()
+    assert calls == [0, 2]  # x86-like: none; elsewhere: before the data and before the tail
+
+
+def test_a_fence_is_one_lock_per_thread_and_never_blocks_another_thread():
+    fence = Fence()
+    done = []
+
+    def many() -> None:
+        for _ in range(2000):
+            fence()
+        done.append(threading.get_ident())
+
+    threads = [threading.Thread(target=many) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(done) == 4
+
+
+class CountingFence:
+    def __init__(self, fence: Any) -> None:
+        self.fence, self.calls = fence, 0
+
+    def __call__(self) -> None:
+        self.calls += 1
+        self.fence()
 
 
 def test_each_direction_has_its_own_ring():
@@ -450,11 +494,12 @@ def test_no_wake_up_is_lost_when_both_sides_sleep_after_every_message(model_from
     asyncio.run(main())
 
 
-def test_no_wake_up_is_lost_between_two_processes_exchanging_bursts():
+@pytest.mark.parametrize("strongly_ordered", [True, False], ids=["x86-order", "fenced-data"])
+def test_no_wake_up_is_lost_between_two_processes_exchanging_bursts(strongly_ordered):
     """A forked echo process and this one, neither polling: bursts of messages of random sizes, each side
     going to sleep as soon as its ring is empty, so that messages keep landing just as the other side raises
     its flag. Every burst must come back long before the one-second safety net would have woken anyone."""
-    server, stub = connected_channels()
+    server, stub = connected_channels(strongly_ordered=strongly_ordered)
     pid = os.fork()
     if pid == 0:  # the echo process
         code = 0

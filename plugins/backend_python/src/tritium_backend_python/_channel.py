@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from tritium_backend_python._ring import DEFAULT_CAPACITY, RingCorrupted, RingPair, memory_file
+from tritium_backend_python._ring import DEFAULT_CAPACITY, STRONGLY_ORDERED, RingCorrupted, RingPair, memory_file
 
 _HEADER = struct.Struct("<IIII")  # payload bytes, out-of-band buffers, arenas announced, arenas dropped
 _HEADER_BYTES = _HEADER.size
@@ -661,13 +661,16 @@ class Channel:
             os.close(self._peer_fds.popleft())
 
 
-def connected_channels(*, capacity: int = DEFAULT_CAPACITY, poll_s: float = 0.0) -> tuple[Channel, Channel]:
+def connected_channels(
+    *, capacity: int = DEFAULT_CAPACITY, poll_s: float = 0.0, strongly_ordered: bool = STRONGLY_ORDERED
+) -> tuple[Channel, Channel]:
     """(server end, stub end) of a channel within one process, connected as the backend connects a stub
-    (for tests: the ends may live in different threads)."""
+    (for tests: the ends may live in different threads; ``strongly_ordered`` False runs the rings' fences
+    of weakly ordered processors)."""
     left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    server_rings = RingPair.create(capacity)
+    server_rings = RingPair.create(capacity, strongly_ordered=strongly_ordered)
     assert server_rings.fd is not None
-    stub_rings = RingPair.attach(os.dup(server_rings.fd))
+    stub_rings = RingPair.attach(os.dup(server_rings.fd), strongly_ordered=strongly_ordered)
     server_rings.close_fd()
     return (Channel(left, server_rings, copy_received=True, poll_s=poll_s),
             Channel(right, stub_rings, copy_received=False, poll_s=poll_s))

@@ -14,8 +14,16 @@ then looks at the ring once more (a message published just before the flag went 
 that publishes bytes then looks at the peer's flag and rings only when it is up (and lowers it, so that the
 next message does not ring again). Both "store, then load" sequences are separated by a full memory fence,
 else either load could pass the other side's store (x86's store buffer) and a wake-up be lost. Python has no
-fence instruction; acquiring and releasing a private lock executes locked (fully fencing) instructions on
-x86 in every CPython, which is the fence used here. A spurious byte only costs a spurious wake-up. There are
+fence instruction. :class:`Fence` releases a lock the calling thread holds and takes it again: CPython's
+locks are POSIX semaphores, whose post is an atomic read-modify-write with release order and whose take one
+with acquire order, and a release followed by an acquire is a full fence both on x86 (locked instructions)
+and on ARMv8 (whose acquire cannot pass an earlier release). A spurious byte only costs a spurious wake-up.
+
+The bytes themselves need ordering too: the writer's data before its tail, the reader's loads of the data
+after the tail and before its head. x86 keeps stores in order and loads before later accesses (total store
+order), so there nothing more is needed; on other processors (ARM's weaker model) each ring takes a fence
+between its data and its control words (:data:`STRONGLY_ORDERED`, decided from ``platform.machine()``).
+That path runs in the tests on x86 as well (its logic, not its ordering: no ARM machine measured it). There are
 two flags per side: waiting for bytes to read (rung by the producer of its inbound ring) and waiting for room
 to write (rung by the consumer of its outbound ring), so that reading does not wake a peer that only waits for
 an answer.
@@ -45,9 +53,11 @@ from __future__ import annotations
 
 import mmap
 import os
+import platform
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 
 MAGIC = 0x54524954_52494E47  # "TRITRING"
 HEADER_BYTES = 4096
@@ -61,6 +71,28 @@ _ROOM_FLAG = (128 // _WORD, 256 // _WORD)  # indexed by side: waits for room
 _RING_WORDS = ((320 // _WORD, 384 // _WORD), (448 // _WORD, 512 // _WORD))  # (head, tail), by producer side
 _FILLED_WORDS = (576 // _WORD, 640 // _WORD)  # when the ring last stopped being empty, by producer side
 
+STRONGLY_ORDERED = platform.machine().lower() in ("x86_64", "amd64", "i386", "i486", "i586", "i686", "x86")
+"""Whether this processor keeps a thread's memory accesses in the order that the rings' bytes need (x86's
+total store order); elsewhere each ring fences between its data and its control words."""
+
+
+class Fence:
+    """A full memory fence for the threads of one process: the calling thread releases a lock it holds and
+    takes it again (see the module docstring). One lock per thread, made on its first fence."""
+
+    __slots__ = ("_local",)
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __call__(self) -> None:
+        lock = getattr(self._local, "lock", None)
+        if lock is None:
+            lock = self._local.lock = threading.Lock()
+            lock.acquire()
+        lock.release()
+        lock.acquire()
+
 
 class RingCorrupted(Exception):
     """The peer left a ring's control words in a state no correct peer can produce."""
@@ -70,9 +102,19 @@ class Ring:
     """One direction: a byte stream in shared memory. Only one thread of one process writes it, only one
     reads it; ``words[head]`` is the reader's, ``words[tail]`` the writer's."""
 
-    __slots__ = ("_data", "_filled", "_head", "_mask", "_tail", "_words", "capacity")
+    __slots__ = ("_data", "_fence", "_filled", "_head", "_mask", "_tail", "_words", "capacity")
 
-    def __init__(self, words: memoryview, data: memoryview, head: int, tail: int, filled: int) -> None:
+    def __init__(
+        self,
+        words: memoryview,
+        data: memoryview,
+        head: int,
+        tail: int,
+        filled: int,
+        fence: Callable[[], None] | None = None,
+    ) -> None:
+        self._fence = fence
+        """Called between the data and the control words (None where the processor keeps them in order)."""
         self._words = words
         self._data = data
         self._head = head
@@ -104,6 +146,9 @@ class Ring:
             raise RingCorrupted(f"ring control words out of range ({used} bytes waiting)")
         count = min(len(data), self.capacity - used)
         if count:
+            fence = self._fence
+            if fence is not None:
+                fence()  # the reader's loads of the room (before its head) are done before we overwrite it
             if not used:
                 words[self._filled] = time.monotonic_ns()
             start = tail & self._mask
@@ -111,7 +156,9 @@ class Ring:
             self._data[start : start + first] = data[:first]
             if first < count:
                 self._data[: count - first] = data[first:count]
-            words[self._tail] = tail + count  # published: x86 keeps stores in order
+            if fence is not None:
+                fence()  # the bytes are visible before the tail that publishes them
+            words[self._tail] = tail + count
         return count
 
     def filled_at_ns(self) -> int:
@@ -128,11 +175,16 @@ class Ring:
         if not 0 <= count <= self.capacity:
             raise RingCorrupted(f"ring control words out of range ({count} bytes waiting)")
         if count:
+            fence = self._fence
+            if fence is not None:
+                fence()  # the bytes are loaded after the tail that published them
             start = head & self._mask
             first = min(count, self.capacity - start)
             buffer += self._data[start : start + first]
             if first < count:
                 buffer += self._data[: count - first]
+            if fence is not None:
+                fence()  # the bytes are copied before the head gives their room back
             words[self._head] = head + count
         return count
 
@@ -144,7 +196,7 @@ class RingPair:
     :meth:`close_fd`) and the stub's with :meth:`attach`.
     """
 
-    def __init__(self, fd: int, side: int, *, owns_fd: bool) -> None:
+    def __init__(self, fd: int, side: int, *, owns_fd: bool, strongly_ordered: bool = STRONGLY_ORDERED) -> None:
         size = os.fstat(fd).st_size
         if size < HEADER_BYTES + 2:
             raise RingCorrupted(f"ring file of {size} bytes is too small")
@@ -161,23 +213,25 @@ class RingPair:
             self.close()
             raise RingCorrupted("not a ring file of this version")
         peer = 1 - side
+        self.fence = Fence()
+        """A full memory fence (see the module's docstring)."""
+        data_fence = None if strongly_ordered else self.fence
         rings = []
         for producer in (_SERVER, _STUB):
             start = HEADER_BYTES + producer * capacity
             rings.append(Ring(words, self._view(whole[start : start + capacity]), *_RING_WORDS[producer],
-                              _FILLED_WORDS[producer]))
+                              _FILLED_WORDS[producer], data_fence))
         self.outbound = rings[side]
         self.inbound = rings[peer]
         self._my_data, self._my_room = _DATA_FLAG[side], _ROOM_FLAG[side]
         self._peer_data, self._peer_room = _DATA_FLAG[peer], _ROOM_FLAG[peer]
-        self._fence_lock = threading.Lock()
 
     def _view(self, view: memoryview) -> memoryview:
         self._views.append(view)
         return view
 
     @classmethod
-    def create(cls, capacity: int = DEFAULT_CAPACITY) -> RingPair:
+    def create(cls, capacity: int = DEFAULT_CAPACITY, *, strongly_ordered: bool = STRONGLY_ORDERED) -> RingPair:
         """The server's side of a new, empty pair of rings of ``capacity`` bytes each (a power of two)."""
         if capacity <= 0 or capacity & (capacity - 1):
             raise ValueError(f"ring capacity must be a power of two, got {capacity}")
@@ -187,12 +241,12 @@ class RingPair:
             words[_MAGIC_AT] = MAGIC
             words[_CAPACITY_AT] = capacity
             words.release()
-        return cls(fd, _SERVER, owns_fd=True)
+        return cls(fd, _SERVER, owns_fd=True, strongly_ordered=strongly_ordered)
 
     @classmethod
-    def attach(cls, fd: int) -> RingPair:
+    def attach(cls, fd: int, *, strongly_ordered: bool = STRONGLY_ORDERED) -> RingPair:
         """The stub's side of the rings in the shared memory file ``fd`` (closed here, the mapping stays)."""
-        return cls(fd, _STUB, owns_fd=False)
+        return cls(fd, _STUB, owns_fd=False, strongly_ordered=strongly_ordered)
 
     def close_fd(self) -> None:
         """Close the file descriptor once the stub has its own (the mapping stays)."""
@@ -201,12 +255,6 @@ class RingPair:
             os.close(fd)
 
     # --------------------------------------------------------------------------------- doorbell flags
-    def fence(self) -> None:
-        """A full memory fence (see the module's docstring)."""
-        lock = self._fence_lock
-        lock.acquire()
-        lock.release()
-
     def wait_for_data(self, waiting: bool) -> None:
         """Raise (before sleeping; then call :meth:`fence` and look again) or lower this side's flag."""
         self._words[self._my_data] = 1 if waiting else 0
