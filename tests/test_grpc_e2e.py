@@ -121,7 +121,8 @@ def test_infer_errors_match_triton(client: Any) -> None:
     with pytest.raises(InferenceServerException) as info:
         client.infer("simple", _simple_inputs(short, short))
     assert info.value.status() == "StatusCode.INVALID_ARGUMENT"
-    expected = "unexpected shape for input 'INPUT0' for model 'simple'. Expected [-1,16], got [1,15]"
+    # Both inputs are wrong: Triton reports the one it walks first, the last given (observed with 2.51).
+    expected = "unexpected shape for input 'INPUT1' for model 'simple'. Expected [-1,16], got [1,15]"
     assert expected in info.value.message()
     with pytest.raises(InferenceServerException) as info:
         client.infer("simple", _simple_inputs(A, B)[:1])

@@ -74,13 +74,14 @@ def test_valid_request_gets_its_batch_size() -> None:
         ),
         (
             {"IN_A": ints(1, 16), "IN_B": ints(2, 16)},
-            "input 'IN_B' batch size does not match other inputs for 'addsub'",
+            "input 'IN_A' batch size does not match other inputs for 'addsub'",
         ),
         (
             {"IN_A": ints(1, 16), "IN_B": ints(1, 16), "IN_C": ints(1, 16)},
             "expected 2 inputs but got 3 inputs for model 'addsub'.",
         ),
-        ({"IN_A": ints(16), "IN_B": ints(16)}, "unexpected shape for input 'IN_A'"),
+        ({"IN_A": ints(16), "IN_B": ints(16)}, "inference request batch-size must be <= 8"),  # 16 is the batch
+        ({"IN_A": ints(4), "IN_B": ints(4)}, "unexpected shape for input 'IN_B'"),
     ],
 )
 def test_triton_messages(arrays: dict[str, np.ndarray], message: str) -> None:
@@ -94,12 +95,66 @@ def test_unknown_input_name() -> None:
         validator(ADDSUB).validate(req(IN_A=ints(1, 16), IN_X=ints(1, 16)))
 
 
-def test_request_id_prefix_and_unknown_output() -> None:
-    r = req(IN_A=ints(1, 16), IN_B=ints(1, 16))
+def test_request_id_prefix() -> None:
+    r = req(IN_A=ints(9, 16), IN_B=ints(9, 16))
     r.id = "42"
-    r.requested_outputs = [RequestedOutput("NOPE")]
-    with pytest.raises(TritiumError, match=r"^\[request id: 42\] unexpected inference output 'NOPE'"):
+    with pytest.raises(TritiumError, match=r"^\[request id: 42\] inference request batch-size must be <= 8"):
         validator(ADDSUB).validate(r)
+
+
+def test_unknown_outputs_come_first_by_name_without_the_request_id() -> None:
+    """Triton checks the requested outputs (an ordered set) before anything else, and its message for an
+    unknown one has no request-id prefix (observed with Triton 2.51; same code in 2.73)."""
+    r = req(IN_A=ints(1, 16))  # an input is missing too
+    r.id = "42"
+    r.requested_outputs = [RequestedOutput("ZZ"), RequestedOutput("OUT"), RequestedOutput("AA")]
+    with pytest.raises(TritiumError) as info:
+        validator(ADDSUB).validate(r)
+    assert info.value.message == "unexpected inference output 'AA' for model 'addsub'"
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        (  # both wrong: Triton walks the inputs in reverse order of arrival
+            {"IN_A": np.zeros((1, 16), np.float32), "IN_B": np.zeros((1, 16), np.float32)},
+            "[request id: <id_unknown>] inference input 'IN_B' data-type is 'FP32', but model 'addsub' expects "
+            "'INT32'",
+        ),
+        (  # the batch size is checked before the datatypes
+            {"IN_A": np.zeros((9, 16), np.float32), "IN_B": ints(9, 16)},
+            "[request id: <id_unknown>] inference request batch-size must be <= 8 for 'addsub'",
+        ),
+        (  # batch sizes that differ, before the datatypes; reported on the input walked second
+            {"IN_A": np.zeros((2, 16), np.float32), "IN_B": ints(1, 16)},
+            "[request id: <id_unknown>] input 'IN_A' batch size does not match other inputs for 'addsub'",
+        ),
+        (  # an unknown input has no request-id prefix
+            {"IN_A": ints(1, 16), "IN_X": ints(1, 16)},
+            "unexpected inference input 'IN_X' for model 'addsub'",
+        ),
+        (
+            {"IN_A": np.zeros((), np.int32), "IN_B": ints(1, 16)},
+            "[request id: <id_unknown>] input 'IN_A' has no shape but model requires batch dimension for "
+            "'addsub'",
+        ),
+        (  # too many inputs, none missing: Triton's list of the missing ones loses its "["
+            {"IN_A": ints(1, 16), "IN_B": ints(1, 16), "IN_C": ints(1, 16)},
+            "[request id: <id_unknown>] expected 2 inputs but got 3 inputs for model 'addsub'. Got input(s) "
+            "['IN_C','IN_B','IN_A'], but missing required input(s) ]. Please provide all required input(s).",
+        ),
+        (
+            {"IN_X": ints(1, 16)},
+            "[request id: <id_unknown>] expected 2 inputs but got 1 inputs for model 'addsub'. Got input(s) "
+            "['IN_X'], but missing required input(s) ['IN_A','IN_B']. Please provide all required input(s).",
+        ),
+    ],
+)
+def test_several_faults_get_the_error_triton_reports(arrays: dict[str, np.ndarray], message: str) -> None:
+    """Messages and precedence observed with real Triton 2.51 on the same requests."""
+    with pytest.raises(TritiumError) as info:
+        validator(ADDSUB).validate(req(**arrays))
+    assert info.value.message == message
 
 
 def test_non_batching_model_with_wildcards_and_optional_input() -> None:

@@ -71,30 +71,43 @@ class RequestValidator:
         self._reshapes = any(rule.reshape is not None for rule in self.inputs.values())
 
     def validate(self, request: InferenceRequest) -> None:
-        """Raise INVALID_ARG with Triton's message when ``request`` does not fit the model."""
+        """Raise INVALID_ARG with Triton's message when ``request`` does not fit the model.
+
+        The checks run in Triton's order, so a request with several faults gets the error Triton reports:
+        unknown requested outputs (by name, as Triton's ordered set; no request-id prefix), the input count,
+        then a first pass over the inputs (unknown name, no batch dimension, batch sizes that differ), the
+        batch size, and a second pass (datatype, shape). Triton walks a request's inputs in its hash map's
+        order, which for a few inputs is the reverse of the order the client gave them (each lands first in
+        the map's list): both passes walk them that way.
+        """
+        outputs = request.requested_outputs
+        if outputs:
+            known = self.outputs
+            unknown = [o.name for o in outputs if o.name not in known]
+            if unknown:
+                raise TritiumError.invalid_arg(
+                    f"unexpected inference output '{min(unknown)}' for model '{self.model_name}'"
+                )
         inputs = request.inputs
         if inputs.keys() != self._names:
             self._check_count(request, request_prefix(request.id))
-        batching = self.max_batch_size > 0
+        tensors = list(inputs.values())
+        tensors.reverse()
         rules = self._rules
+        batching = self.max_batch_size > 0
         batch_size = 0
-        for tensor in inputs.values():
-            found = rules.get(tensor.name)
-            if found is None:
+        for tensor in tensors:
+            if tensor.name not in rules:
                 raise TritiumError.invalid_arg(
-                    f"{request_prefix(request.id)}unexpected inference input '{tensor.name}' for model "
-                    f"'{self.model_name}'"
+                    f"unexpected inference input '{tensor.name}' for model '{self.model_name}'"
                 )
-            rule, exact = found
-            if tensor.datatype is not rule.datatype:
-                raise TritiumError.invalid_arg(
-                    f"{request_prefix(request.id)}inference input '{tensor.name}' data-type is "
-                    f"'{tensor.datatype.value}', but model '{self.model_name}' expects '{rule.datatype.value}'"
-                )
-            shape = tensor.data.shape
             if batching:
-                if not shape or not (shape[1:] == rule.dims if exact else _dims_match(shape[1:], rule.dims)):
-                    raise self._shape_error(request_prefix(request.id), rule, shape)
+                shape = tensor.data.shape
+                if not shape:
+                    raise TritiumError.invalid_arg(
+                        f"{request_prefix(request.id)}input '{tensor.name}' has no shape but model requires "
+                        f"batch dimension for '{self.model_name}'"
+                    )
                 if batch_size == 0:
                     batch_size = shape[0]
                 elif shape[0] != batch_size:
@@ -102,8 +115,6 @@ class RequestValidator:
                         f"{request_prefix(request.id)}input '{tensor.name}' batch size does not match other "
                         f"inputs for '{self.model_name}'"
                     )
-            elif not (shape == rule.dims if exact else _dims_match(shape, rule.dims)):
-                raise self._shape_error(request_prefix(request.id), rule, shape)
         if batching:
             if batch_size < 1 or batch_size > self.max_batch_size:
                 raise TritiumError.invalid_arg(
@@ -113,13 +124,17 @@ class RequestValidator:
             request.batch_size = batch_size
         else:
             request.batch_size = 0
-        if request.requested_outputs:
-            for output in request.requested_outputs:
-                if output.name not in self.outputs:
-                    raise TritiumError.invalid_arg(
-                        f"{request_prefix(request.id)}unexpected inference output '{output.name}' for model "
-                        f"'{self.model_name}'"
-                    )
+        for tensor in tensors:
+            rule, exact = rules[tensor.name]
+            if tensor.datatype is not rule.datatype:
+                raise TritiumError.invalid_arg(
+                    f"{request_prefix(request.id)}inference input '{tensor.name}' data-type is "
+                    f"'{tensor.datatype.value}', but model '{self.model_name}' expects '{rule.datatype.value}'"
+                )
+            shape = tensor.data.shape
+            dims = shape[1:] if batching else shape
+            if not (dims == rule.dims if exact else _dims_match(dims, rule.dims)):
+                raise self._shape_error(request_prefix(request.id), rule, shape)
         if self._reshapes:
             self._apply_reshapes(request)
 
@@ -130,19 +145,18 @@ class RequestValidator:
             if not missing or any(n not in self.inputs for n in given):
                 return  # an unknown name is reported by the per-input check
         missing = [n for n in self.required if n not in given]
-        names = ", ".join(f"'{n}'" for n in given)
+        names = ",".join(f"'{n}'" for n in reversed(given))  # Triton's map order, see validate()
         if len(self.required) == len(self.inputs):
             expected = f"expected {len(self.inputs)} inputs"
         else:
             expected = f"expected number of inputs between {len(self.required)} and {len(self.inputs)}"
-        message = f"{prefix}{expected} but got {len(given)} inputs for model '{self.model_name}'."
-        if missing:
-            wanted = ", ".join(f"'{n}'" for n in missing)
-            message += (
-                f" Got input(s) [{names}], but missing required input(s) [{wanted}]. "
-                "Please provide all required input(s)."
-            )
-        raise TritiumError.invalid_arg(message)
+        # Triton writes "[" + the names each followed by "," and then drops the last character: with no name
+        # missing that drops the "[" itself, hence its "missing required input(s) ]".
+        wanted = "[" + ",".join(f"'{n}'" for n in missing) + "]" if missing else "]"
+        raise TritiumError.invalid_arg(
+            f"{prefix}{expected} but got {len(given)} inputs for model '{self.model_name}'. Got input(s) "
+            f"[{names}], but missing required input(s) {wanted}. Please provide all required input(s)."
+        )
 
     def _shape_error(self, prefix: str, rule: InputRule, shape: Sequence[int]) -> TritiumError:
         expected = ([-1] if self.max_batch_size > 0 else []) + list(rule.dims)
