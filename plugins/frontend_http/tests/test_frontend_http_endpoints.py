@@ -329,7 +329,7 @@ def test_shared_memory_disabled_and_cuda(make_service: Any, run_frontend: Any) -
 def test_repository_logging_trace(http_frontend: Any, fake_service: Any) -> None:
     client = httpclient.InferenceServerClient(http_frontend.url)
     assert client.get_model_repository_index() == [
-        {"name": name, "version": "1", "state": "READY", "reason": ""} for name in sorted(fake_service.models)
+        {"name": name, "version": "1", "state": "READY"} for name in sorted(fake_service.models)
     ]
     client.load_model("simple", config='{"max_batch_size": 4}', files={"file:1/model.onnx": b"\x00\x01"})
     assert fake_service.loaded[-1] == ("simple", '{"max_batch_size": 4}', {"1/model.onnx": b"\x00\x01"})

@@ -19,7 +19,7 @@ from tritium._runtime.model_client import ScopedModelClient
 from tritium._runtime.service import InferenceService, ServiceCapability
 from tritium._runtime.settings import LogSettings, TraceSettings
 from tritium._runtime.shm import SharedMemoryRegistry
-from tritium.protocol import request_prefix
+from tritium.protocol import parse_model_version, request_prefix
 
 if TYPE_CHECKING:
     from tritium._plugins.host import PluginHost
@@ -264,11 +264,13 @@ class DataPlane(InferenceService):
         entries: list[dict[str, Any]] = []
         if name:
             record = self.models.record(name)
-            if record is None or not record.serving:
-                raise TritiumError.not_found(f"requested model '{name}' is not found")
+            if record is None or not record.serving:  # Triton's words and code (INVALID_ARG, 400)
+                raise TritiumError.invalid_arg(f"requested model '{name}' is not available")
             if version:
-                runtime = self.models.runtime(name, version)
-                entries.append(runtime.pool.statistics.as_dict())
+                loaded = record.serving.get(parse_model_version(version))  # Triton's error when malformed
+                if loaded is None:
+                    raise TritiumError.invalid_arg(f"requested model version is not available for model '{name}'")
+                entries.append(loaded.pool.statistics.as_dict())
             else:
                 entries.extend(record.serving[v].pool.statistics.as_dict() for v in sorted(record.serving))
         else:
@@ -302,9 +304,10 @@ class DataPlane(InferenceService):
                 state = record.states[version]
                 if ready_only and state.state != READY:
                     continue
-                index.append(
-                    {"name": name, "version": str(version), "state": state.state, "reason": state.reason}
-                )
+                entry = {"name": name, "version": str(version), "state": state.state}
+                if state.reason:  # Triton leaves an empty reason out
+                    entry["reason"] = state.reason
+                index.append(entry)
         return index
 
     def _check_explicit(self) -> None:

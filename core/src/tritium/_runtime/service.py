@@ -139,7 +139,8 @@ class InferenceService(abc.ABC):
 
     # ----------------------------------------------------------------------------- repository control
     def repository_index(self, repository: str = "", ready_only: bool = False) -> list[dict[str, Any]]:
-        """``[{"name", "version", "state", "reason"}]`` for every model the repositories hold. Capability
+        """``[{"name", "version", "state", "reason"}]`` for every model the repositories hold (``reason`` only
+        when there is one, as Triton writes it). Capability
         :attr:`ServiceCapability.MODEL_REPOSITORY`."""
         raise _unsupported("the model repository extension")
 

@@ -12,7 +12,8 @@ from tritium._base.errors import TritiumError
 
 LOG_FORMATS = ("default", "ISO8601")
 TRACE_LEVELS = ("OFF", "TIMESTAMPS", "TENSORS")
-_TRACE_KEYS = ("trace_file", "trace_level", "trace_rate", "trace_count", "log_frequency", "trace_mode")
+_TRACE_KEYS = ("trace_level", "trace_rate", "trace_count", "log_frequency", "trace_file", "trace_mode")
+"""The trace settings, in the order Triton's HTTP answer lists them."""
 
 
 @attrs.define(slots=True)
@@ -97,11 +98,11 @@ class LogSettings:
 
 def _default_trace() -> dict[str, Any]:
     return {
-        "trace_file": "",
         "trace_level": ["OFF"],
         "trace_rate": "1000",
         "trace_count": "-1",
         "log_frequency": "0",
+        "trace_file": "",
         "trace_mode": "triton",
     }
 
@@ -114,9 +115,12 @@ class TraceSettings:
     per_model: dict[str, dict[str, Any]] = attrs.field(factory=dict)
 
     def get(self, model: str = "") -> dict[str, Any]:
+        """The settings in force for ``model`` (or the global ones), in the order Triton writes them."""
         merged = dict(self.global_settings)
         merged.update(self.per_model.get(model, {}))
-        return {k: (list(v) if isinstance(v, list) else v) for k, v in merged.items()}
+        return {
+            k: (list(merged[k]) if isinstance(merged[k], list) else merged[k]) for k in _TRACE_KEYS if k in merged
+        }
 
     def update(self, settings: Mapping[str, Any], model: str = "") -> dict[str, Any]:
         staged = dict(self.per_model.get(model, {})) if model else dict(self.global_settings)

@@ -294,7 +294,7 @@ class ReferenceService(InferenceService):
 
     # ------------------------------------------------------------------------ repository control
     def repository_index(self, repository: str = "", ready_only: bool = False) -> list[dict[str, Any]]:
-        return [{"name": n, "version": "1", "state": "READY", "reason": ""} for n in sorted(self.models)]
+        return [{"name": n, "version": "1", "state": "READY"} for n in sorted(self.models)]
 
     async def load_model(
         self, name: str, *, config: str | None = None, files: Mapping[str, bytes] | None = None
