@@ -523,6 +523,10 @@ def test_port_zero_gives_every_worker_the_same_port(tmp_path: Path) -> None:
         log = log_path.read_text()
         assert log.count("server is ready (1 model(s) loaded)") == 1, log
         assert log.count("model status:") == 1 and log.index("model status:") < log.index("server is ready"), log
+        # Triton's announcements, once for the server (not once per worker), with the port chosen
+        assert log.count("Started HTTPService at ") == 1, log
+        assert log.count(f"Started HTTPService at 127.0.0.1:{http_port}") == 1, log
+        assert log.count("Started GRPCInferenceService at ") == 1, log
     finally:
         process.send_signal(signal.SIGTERM)
         try:

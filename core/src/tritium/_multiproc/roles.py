@@ -103,6 +103,27 @@ def _frontend_options(worker_index: int, workers: int, ports: Mapping[str, int])
     return adjust
 
 
+class AnnouncedOnce(logging.Filter):
+    """Drops the frontends' own startup announcements (Triton's ``Started HTTPService at ...`` lines, from a
+    ``tritium.frontend.*`` logger) in every worker but the first: the server logs each listener once, as one
+    process does, and scripts that wait for the line find it once. The kernel's ``worker N: started ...``
+    lines stay, one per worker."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.name.startswith("tritium.frontend")
+            and isinstance(record.msg, str)
+            and record.msg.startswith("Started ")
+        )
+
+
+def announce_once(worker_index: int) -> None:
+    """In worker ``worker_index`` > 0, keep the frontends' startup announcements out of the log."""
+    if worker_index > 0:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(AnnouncedOnce())
+
+
 async def run_worker(
     options: ServerOptions,
     host: PluginHost,
@@ -113,6 +134,7 @@ async def run_worker(
 ) -> int:
     """Serve the frontends on the executor's data plane until SIGTERM, then drain within the exit timeout."""
     stop = _stop_event()
+    announce_once(worker_index)
     registry = SharedRegistry(allowed=options.allow_client_shm, table=run_dir / TABLE_NAME)
     service = RemoteService(run_dir, worker_index, registry, ARENA_SIZE, BusyPoll(options.worker_poll_us / 1e6))
     local = LocalModels(options, host, service.forward)
