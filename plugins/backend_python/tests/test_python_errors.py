@@ -75,9 +75,10 @@ def test_errors_are_answered_with_their_messages_and_codes(model_from_source, lo
     cases = {
         1: (StatusCode.INTERNAL, "ValueError: x is one"),
         2: (StatusCode.INVALID_ARG, "x is two"),
-        3: (StatusCode.INTERNAL, "execute returned 0 responses for 1 requests"),
+        3: (StatusCode.INTERNAL, "Number of InferenceResponse objects do not match the number of InferenceRequest "
+            "objects. InferenceRequest(s) size is:1, and InferenceResponse(s) size is:0\n"),
         6: (StatusCode.UNAVAILABLE, "x is six"),
-        7: (StatusCode.INTERNAL, "execute must return a list of InferenceResponse"),
+        7: (StatusCode.INTERNAL, "Expected a list in the execute return, found type '<class '"),
     }
     for value, (code, message) in cases.items():
         with pytest.raises(TritiumError) as caught:

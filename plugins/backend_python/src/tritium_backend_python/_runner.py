@@ -131,12 +131,13 @@ class ModelRunner:
         self.model: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._async_execute = False
-        self._prefix = "Failed to process the request(s) for model instance '', message: "
+        self._prefix = "Failed to process the request(s) for model '', message: "
 
     def initialize(self, args: dict[str, str]) -> None:
         """Create the model object and call its ``initialize(args)`` (sync or async) when it has one."""
         name = args.get("model_instance_name", "")
-        self._prefix = f"Failed to process the request(s) for model instance '{name}', message: "
+        # Triton's stub names the instance (``<model>_<index>``) but calls it the model
+        self._prefix = f"Failed to process the request(s) for model '{name}', message: "
         try:
             self.model = self.model_class()
             method = getattr(self.model, "initialize", None)
@@ -231,16 +232,14 @@ class ModelRunner:
         except Exception as exc:
             code, message = _error_of(exc, self._prefix)
             return [("error", code, message)] * len(requests)
-        if not isinstance(responses, list | tuple):
-            message = (
-                f"{self._prefix}execute must return a list of InferenceResponse, one per request; it returned "
-                f"{type(responses).__name__}"
-            )
+        if not isinstance(responses, list | tuple):  # Triton's texts, from its stub
+            message = f"{self._prefix}Expected a list in the execute return, found type '{type(responses)}'."
             return [("error", "INTERNAL", message)] * len(requests)
         if len(responses) != len(requests):
             message = (
-                f"{self._prefix}execute returned {len(responses)} responses for {len(requests)} requests; it "
-                "must return one InferenceResponse per request, in order"
+                f"{self._prefix}Number of InferenceResponse objects do not match the number of InferenceRequest "
+                f"objects. InferenceRequest(s) size is:{len(requests)}, and InferenceResponse(s) size is:"
+                f"{len(responses)}\n"
             )
             return [("error", "INTERNAL", message)] * len(requests)
         return [self._result(response) for response in responses]
