@@ -120,6 +120,29 @@ def test_response_round_trip(tensor: Tensor, binary: bool) -> None:
     _same(decoded, tensor.data)
 
 
+@pytest.mark.parametrize("big", [False, True])
+def test_fp32_json_holds_every_number_that_rounds_to_a_finite_float32(big: bool) -> None:
+    """float32's largest value prints as 3.4028235e+38, a little above it as a float64: it must come back, and
+    so must anything below the point where float32 rounds to infinity; from there on the value is refused."""
+    largest = float(np.finfo(np.float32).max)
+    below = float(np.nextafter(2.0**128 - 2.0**103, 0))
+    values = [3.4028235e38, -3.4028235e38, largest, below]
+    if big:
+        values.append(2.0**128 - 2.0**103)
+    body = json.dumps({"inputs": [{"name": "X", "shape": [len(values)], "datatype": "FP32", "data": values}]})
+    for path in ("fast", "checked"):  # an extra key sends the request down the checked decoder
+        doc = json.loads(body)
+        if path == "checked":
+            doc["inputs"][0]["parameters"] = {}
+        raw = json.dumps(doc).encode()
+        if big:
+            with pytest.raises(TritiumError, match="out of range for data-type 'FP32'"):
+                decode_request(raw, len(raw), "m", "", max_input_size=1 << 20)
+            continue
+        request, _ = decode_request(raw, len(raw), "m", "", max_input_size=1 << 20)
+        assert request.inputs["X"].data.tolist() == [largest, -largest, largest, largest]
+
+
 def test_fp16_json_is_refused() -> None:
     body = b'{"inputs":[{"name":"X","datatype":"FP16","shape":[1],"data":[1.0]}]}'
     with pytest.raises(TritiumError) as info:

@@ -202,11 +202,11 @@ def out_of_range(array: np.ndarray[Any, Any], datatype: DataType, values: list[A
     if datatype is DataType.FP32 and array.dtype.kind == "f":
         if values is not None and len(values) <= _SMALL:
             for value in values:
-                if _FP32_MAX < abs(value) < _INF:
+                if _FP32_OVERFLOW <= abs(value) < _INF:
                     return value
             return None
         magnitude = np.abs(array)
-        too_big = array[(magnitude > _FP32_MAX) & np.isfinite(magnitude)]
+        too_big = array[(magnitude >= _FP32_OVERFLOW) & np.isfinite(magnitude)]
         if too_big.size:
             return too_big[0].item()
     return None
@@ -215,7 +215,9 @@ def out_of_range(array: np.ndarray[Any, Any], datatype: DataType, values: list[A
 _INT_BOUNDS: dict[DataType, tuple[int, int]] = {
     dt: (int(np.iinfo(dt.numpy_dtype).min), int(np.iinfo(dt.numpy_dtype).max)) for dt in _SIGNED | _UNSIGNED
 }
-_FP32_MAX = float(np.finfo(np.float32).max)
+_FP32_OVERFLOW = float(2**128 - 2**103)
+"""The smallest magnitude that float32 rounds to infinity (halfway between its largest finite value and 2**128):
+a JSON number below it, such as the ``3.4028235e+38`` that float32's largest value prints as, is held."""
 _INF = float("inf")
 _SMALL = 256
 
