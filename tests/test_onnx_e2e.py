@@ -144,6 +144,15 @@ def test_in_process_non_utf8_bytes_are_invalid_arg(inprocess: Any) -> None:
 def test_warmup_ran_and_the_model_is_ready(inprocess: Any) -> None:
     server, _ = inprocess
     assert server.service.model_ready("warmed_simple")
+    # Triton counts warmup executions in the statistics (and metrics) like any other: per instance, one
+    # execution of 2 inferences ("zeros") and three of 1 ("random"), each a successful request.
+    instances = sum(g.count for g in server.service.model_config("warmed_simple").instance_group)
+    (stats,) = server.service.statistics("warmed_simple")["model_stats"]
+    assert (stats["inference_count"], stats["execution_count"]) == (5 * instances, 4 * instances)
+    assert stats["inference_stats"]["success"]["count"] == 4 * instances
+    assert {b["batch_size"]: b["compute_infer"]["count"] for b in stats["batch_stats"]} == {
+        1: 3 * instances, 2: instances
+    }
     a = sample("INT32", (1, 16))
     out = _infer(inprocess, "warmed_simple", {"INPUT0": a, "INPUT1": a})
     np.testing.assert_array_equal(out["OUTPUT0"], a + a)

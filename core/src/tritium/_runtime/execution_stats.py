@@ -112,6 +112,18 @@ class ExecutionRecorder:
                     )
                 )
 
+    def warmed_up(self, inferences: int, duration_ns: int) -> None:
+        """One warmup execution (one request of ``inferences``), counted as Triton counts it: an execution and a
+        successful request, with no queue time."""
+        self.statistics.record_execution(inferences, 1, 0, duration_ns, 0)
+        self.statistics.record_success(duration_ns, 0)
+        self.emit(BatchExecuted(self.model_name, self.version_label, inferences, 1))
+        self.emit(
+            RequestCompleted(
+                self.model_name, self.version_label, True, None, inferences, duration_ns, 0, 0, duration_ns, 0
+            )
+        )
+
     def stream_ended(self, request: InferenceRequest, start_ns: int, ok: bool) -> None:
         """A decoupled request's stream ended (``ok``: without an error); its responses were counted as they
         came (:meth:`ModelStatistics.record_response`)."""

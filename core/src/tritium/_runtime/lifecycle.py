@@ -335,15 +335,18 @@ class ModelManager:
         spec = scheduler_for(config, prepared.backend_name, self.host)
         client = self.client_for(config.name) if self.client_for is not None else None
         instances: list[ModelInstance] = []
+        warmups: list[tuple[int, int]] = []
         if spec.needs_instances:
             async with self._load_slots:
-                instances = await asyncio.to_thread(self._create_instances, prepared, version, client)
+                instances = await asyncio.to_thread(self._create_instances, prepared, version, client, warmups)
         statistics = self._statistics(config.name, version)
         pool = InstancePool.from_config(
             config, instances, model_version=version, labels=prepared.labels,
             statistics=statistics, emit=self._emit,
             inline_threshold_ns=max(self.options.inline_execution_us, 0) * 1000,
         )
+        for inferences, duration_ns in warmups:
+            pool.recorder.warmed_up(inferences, duration_ns)
         if client is not None:
             client.on_blocking_call = pool.keep_executions_on_threads
         context = SchedulerContext(
@@ -367,10 +370,15 @@ class ModelManager:
         return loaded
 
     def _create_instances(
-        self, prepared: PreparedModel, version: int, client: ScopedModelClient | None = None
+        self,
+        prepared: PreparedModel,
+        version: int,
+        client: ScopedModelClient | None = None,
+        warmups: list[tuple[int, int]] | None = None,
     ) -> list[ModelInstance]:
         """Create every instance of every instance group (on this worker thread), then warm each up.
-        ``client`` is the model's way to other models (:attr:`tritium.abc.ModelSource.models`)."""
+        ``client`` is the model's way to other models (:attr:`tritium.abc.ModelSource.models`); the warmup
+        executions are appended to ``warmups`` (see :func:`run_warmup`)."""
         config = prepared.config
         backend = self.backend(prepared.backend_name)
         source = model_source(
@@ -382,7 +390,9 @@ class ModelManager:
             for placement in self._placements(config):
                 instance = backend.create_instance(source, config, placement)
                 instances.append(instance)
-                run_warmup(config, instance, prepared.directory.path)
+                runs = run_warmup(config, instance, prepared.directory.path)
+                if warmups is not None:
+                    warmups.extend(runs)
         except BaseException:
             for instance in instances:
                 try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,8 +50,13 @@ def _warmup_array(
     return np.zeros(shape, dtype=datatype.numpy_dtype)
 
 
-def run_warmup(config: ModelConfig, instance: ModelInstance, model_dir: Path) -> None:
-    """Execute every warmup sample ``count`` times (at least once) on ``instance``; raise on failure."""
+def run_warmup(config: ModelConfig, instance: ModelInstance, model_dir: Path) -> list[tuple[int, int]]:
+    """Execute every warmup sample ``count`` times (at least once) on ``instance``; raise on failure.
+
+    Returns ``(inferences, nanoseconds)`` of every execution: Triton counts warmup executions in the model's
+    statistics and metrics like any other (its warmup requests go through the backend's normal execute), and
+    so does the caller."""
+    runs: list[tuple[int, int]] = []
     rng = np.random.default_rng(0)
     for sample in config.model_warmup:
         batch_size = int(sample.batch_size) if config.max_batch_size > 0 else 0
@@ -64,7 +70,10 @@ def run_warmup(config: ModelConfig, instance: ModelInstance, model_dir: Path) ->
             raise TritiumError.invalid_arg(f"failed to prepare warmup sample '{sample.name}': {exc}") from None
         batch = Batch(inputs, frozenset(o.name for o in config.output), (), max(batch_size, 1) if batch_size else 0)
         for _ in range(max(int(sample.count), 1)):
+            start = time.monotonic_ns()
             try:
                 instance.execute(batch)
             except Exception as exc:
                 raise TritiumError.internal(f"warmup sample '{sample.name}' failed: {exc}") from exc
+            runs.append((max(batch_size, 1), time.monotonic_ns() - start))
+    return runs
