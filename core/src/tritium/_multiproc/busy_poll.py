@@ -49,7 +49,7 @@ class BusyPoll:
     def _poll(self) -> None:
         loop = self._loop
         assert loop is not None
-        if loop.time() - self._last >= self.window_s or loop.is_closed():
+        if loop.time() - self._last >= self.window_s:
             self._polling = False
             return
         if self._yield is not None and not getattr(loop, "_ready", True):  # nothing else to run this turn

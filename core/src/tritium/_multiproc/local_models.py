@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -112,26 +113,30 @@ class ForwardBuffer:
         self._pending: list[Any] = []
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: int | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Make ``loop`` the buffer's loop before any message comes (so the first may come from a thread)."""
+        """Make ``loop``, running on the calling thread, the buffer's loop before any message comes (so the
+        first may come from another thread)."""
         self._loop = loop
+        self._thread = threading.get_ident()
 
     def add(self, message: Any) -> None:
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        loop = self._loop
-        if running is None or (loop is not None and running is not loop):
-            if loop is None:
-                raise RuntimeError("a ForwardBuffer's first message must be added on the worker's event loop")
-            loop.call_soon_threadsafe(self.add, message)
-            return
-        self._loop = running
+        # Runs for every statistics update: a thread id compare, not asyncio.get_running_loop() (which asks
+        # the system for the process id on every call).
+        if threading.get_ident() != self._thread:
+            loop = self._loop
+            if loop is not None:
+                loop.call_soon_threadsafe(self.add, message)
+                return
+            try:
+                self.bind(asyncio.get_running_loop())
+            except RuntimeError:
+                raise RuntimeError("a ForwardBuffer's first message must be added on the worker's event loop") from None
         self._pending.append(message)
         if self._timer is None:
-            self._timer = running.call_later(self._interval, self.flush)
+            assert self._loop is not None
+            self._timer = self._loop.call_later(self._interval, self.flush)
 
     def flush(self) -> None:
         """Send what is waiting now."""

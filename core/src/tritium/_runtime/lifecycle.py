@@ -338,7 +338,7 @@ class ModelManager:
         warmups: list[tuple[int, int]] = []
         if spec.needs_instances:
             async with self._load_slots:
-                instances = await asyncio.to_thread(self._create_instances, prepared, version, client, warmups)
+                instances, warmups = await asyncio.to_thread(self._create_instances, prepared, version, client)
         statistics = self._statistics(config.name, version)
         pool = InstancePool.from_config(
             config, instances, model_version=version, labels=prepared.labels,
@@ -370,15 +370,11 @@ class ModelManager:
         return loaded
 
     def _create_instances(
-        self,
-        prepared: PreparedModel,
-        version: int,
-        client: ScopedModelClient | None = None,
-        warmups: list[tuple[int, int]] | None = None,
-    ) -> list[ModelInstance]:
-        """Create every instance of every instance group (on this worker thread), then warm each up.
-        ``client`` is the model's way to other models (:attr:`tritium.abc.ModelSource.models`); the warmup
-        executions are appended to ``warmups`` (see :func:`run_warmup`)."""
+        self, prepared: PreparedModel, version: int, client: ScopedModelClient | None = None
+    ) -> tuple[list[ModelInstance], list[tuple[int, int]]]:
+        """Create every instance of every instance group (on this worker thread), then warm each up; returns
+        the instances and their warmup executions (see :func:`run_warmup`). ``client`` is the model's way to
+        other models (:attr:`tritium.abc.ModelSource.models`)."""
         config = prepared.config
         backend = self.backend(prepared.backend_name)
         source = model_source(
@@ -386,13 +382,12 @@ class ModelManager:
             backend_options_for(self.options, prepared.backend_name), models=client,
         )
         instances: list[ModelInstance] = []
+        warmups: list[tuple[int, int]] = []
         try:
             for placement in self._placements(config):
                 instance = backend.create_instance(source, config, placement)
                 instances.append(instance)
-                runs = run_warmup(config, instance, prepared.directory.path)
-                if warmups is not None:
-                    warmups.extend(runs)
+                warmups.extend(run_warmup(config, instance, prepared.directory.path))
         except BaseException:
             for instance in instances:
                 try:
@@ -402,7 +397,7 @@ class ModelManager:
             raise
         if not instances:
             raise TritiumError.invalid_arg(f"model '{config.name}' has no instances (instance_group count 0)")
-        return instances
+        return instances, warmups
 
     def _placements(self, config: ModelConfig) -> list[InstancePlacement]:
         placements: list[InstancePlacement] = []

@@ -8,7 +8,6 @@ form where a request asked for it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -23,18 +22,6 @@ from tritium.abc import Batch
 Result = InferenceResponse | TritiumError
 
 _BYTES = DataType.BYTES
-
-
-def _numeric_datatypes() -> dict[np.dtype[Any], DataType]:
-    """numpy dtype -> Triton datatype for every datatype but BYTES."""
-    found: dict[np.dtype[Any], DataType] = {}
-    for datatype in DataType:
-        if datatype is not DataType.BYTES:
-            found[datatype.numpy_dtype] = datatype
-    return found
-
-
-_DATATYPE_OF = MappingProxyType(_numeric_datatypes())
 
 
 @attrs.define(frozen=True, slots=True)
@@ -170,8 +157,11 @@ class OutputRenderer:
                 # Triton sends what the model produced, with its own datatype (a float64 array for an FP32
                 # output is FP64 on the wire): a cast here could change values without a word (1.5 -> 1).
                 # Only what has no Triton datatype (strings for a numeric output) is converted.
-                produced = _DATATYPE_OF.get(array.dtype)
-                if produced is not None:
+                try:
+                    produced = DataType.from_numpy(array.dtype)
+                except ValueError:
+                    produced = _BYTES
+                if produced is not _BYTES:
                     datatype = produced
                 else:
                     array = array.astype(dtype)

@@ -140,11 +140,11 @@ class RequestValidator:
 
     def _check_count(self, request: InferenceRequest, prefix: str) -> None:
         given = request.inputs
-        if len(self.required) <= len(given) <= len(self.inputs):
-            missing = [n for n in self.required if n not in given]
-            if not missing or any(n not in self.inputs for n in given):
-                return  # an unknown name is reported by the per-input check
         missing = [n for n in self.required if n not in given]
+        if len(self.required) <= len(given) <= len(self.inputs) and (
+            not missing or any(n not in self.inputs for n in given)
+        ):
+            return  # an unknown name is reported by the per-input check
         names = ",".join(f"'{n}'" for n in reversed(given))  # Triton's map order, see validate()
         if len(self.required) == len(self.inputs):
             expected = f"expected {len(self.inputs)} inputs"
