@@ -14,6 +14,7 @@ from tritium import DataType, InferenceRequest, InferenceResponse, RequestedOutp
 from tritium._base.errors import FailureReason
 from tritium._multiproc.arena import ArenaReader, ArenaWriter
 from tritium._multiproc.wire import (
+    INLINE_BYTES,
     decode_error,
     decode_request,
     decode_response,
@@ -115,9 +116,22 @@ def test_non_contiguous_and_wrong_dtype_arrays_are_sent_as_their_datatype() -> N
     np.testing.assert_array_equal(got.inputs["T"].data, strided)
 
 
+def test_small_tensors_travel_inline_and_the_rest_through_the_arena() -> None:
+    writer, reader = arenas()
+    just_under = Tensor("SMALL", DataType.UINT8, np.arange(INLINE_BYTES - 1, dtype=np.uint8))
+    at_limit = Tensor("LARGE", DataType.UINT8, np.arange(INLINE_BYTES, dtype=np.uint8))
+    message = encode_request(InferenceRequest(model_name="m", inputs={"SMALL": just_under, "LARGE": at_limit}), writer)
+    small, large = message[3]
+    assert small[3] == -1 and isinstance(small[4], bytes)
+    assert large[3] >= 0 and large[4] == INLINE_BYTES
+    got = decode_request(message, reader)
+    same_tensor(got.inputs["SMALL"], just_under)
+    same_tensor(got.inputs["LARGE"], at_limit)
+
+
 def test_full_arena_falls_back_to_inline_bytes() -> None:
     writer, reader = arenas(256)
-    tensor = Tensor("T", DataType.FP32, np.ones(1000, dtype=np.float32))
+    tensor = Tensor("T", DataType.FP32, np.ones(2 * INLINE_BYTES, dtype=np.float32))
     message = encode_request(InferenceRequest(model_name="m", inputs={"T": tensor}), writer)
     assert message[3][0][3] == -1 and isinstance(message[3][0][4], bytes)
     same_tensor(decode_request(message, reader).inputs["T"], tensor)

@@ -1,8 +1,9 @@
 """Requests, responses and errors as plain tuples for the control channel, their tensors in an arena.
 
 A tensor travels as ``(name, datatype, shape, offset, payload)``: ``offset`` >= 0 is where its bytes lie in
-the sender's arena (``payload`` is then their length); ``offset`` -1 means the arena had no room and
-``payload`` holds the bytes themselves (sent as raw bytes, never as a pickled array). BYTES tensors travel in
+the sender's arena (``payload`` is then their length); ``offset`` -1 means ``payload`` holds the bytes
+themselves (sent as raw bytes, never as a pickled array): a tensor under :data:`INLINE_BYTES`, or one the
+arena had no room for. BYTES tensors travel in
 Triton's length-prefixed binary form. Everything else in a message is str/int/float/bool/tuple/dict, which the
 channel serializes.
 """
@@ -22,9 +23,16 @@ from tritium.codec import decode_bytes_elements, encode_bytes_elements
 TensorTuple = tuple[str, str, tuple[int, ...], int, Any]
 _BY_NAME = {member.value: member for member in DataType}
 
+INLINE_BYTES = 4096
+"""Tensors smaller than this travel inside the message, not through the arena. An arena block costs a block
+header, a weak reference and a release callback for its zero-copy view: measured round trip (encode, pickle,
+decode) 15-19 µs for a 64-byte or 2 KiB tensor through the arena, 6-10 µs inline, where copying 4 KiB costs
+well under a microsecond."""
+
 
 def encode_tensor(tensor: Tensor, arena: ArenaWriter | None) -> TensorTuple:
-    """The wire form of ``tensor``, its bytes copied into ``arena`` when it has room."""
+    """The wire form of ``tensor``, its bytes copied into ``arena`` when it is not small and the arena has
+    room."""
     datatype = tensor.datatype
     array = tensor.data
     if datatype is DataType.BYTES:
@@ -34,7 +42,7 @@ def encode_tensor(tensor: Tensor, arena: ArenaWriter | None) -> TensorTuple:
         if array.dtype != wanted:
             array = array.astype(wanted)
         data = np.ascontiguousarray(array)
-    if arena is not None:
+    if arena is not None and data.nbytes >= INLINE_BYTES:
         offset = arena.write(data)
         if offset is not None:
             return (tensor.name, datatype.value, tuple(array.shape), offset, data.nbytes)
