@@ -21,7 +21,7 @@ from tritium._multiproc.arena import ArenaReader, ArenaWriter
 from tritium.codec import decode_bytes_elements, encode_bytes_elements
 
 TensorTuple = tuple[str, str, tuple[int, ...], int, Any]
-_BY_NAME = {member.value: member for member in DataType}
+_BY_NAME = {member.value: (member, member.numpy_dtype) for member in DataType}
 
 INLINE_BYTES = 4096
 """Tensors smaller than this travel inside the message, not through the arena. An arena block costs a block
@@ -52,7 +52,9 @@ def encode_tensor(tensor: Tensor, arena: ArenaWriter | None) -> TensorTuple:
 def decode_tensor(item: TensorTuple, arena: ArenaReader | None) -> Tensor:
     """The tensor of a wire tuple: a zero-copy view of the sender's arena, or of the inline bytes."""
     name, datatype_name, shape, offset, payload = item
-    datatype = _BY_NAME[datatype_name]
+    datatype, dtype = _BY_NAME[datatype_name]
+    if offset < 0 and datatype is not DataType.BYTES:
+        return Tensor(name, datatype, np.frombuffer(payload, dtype=dtype).reshape(shape))
     if offset >= 0:
         if arena is None:
             raise TritiumError.internal(f"tensor '{name}' refers to an arena this channel does not have")
@@ -64,7 +66,7 @@ def decode_tensor(item: TensorTuple, arena: ArenaReader | None) -> Tensor:
         array = np.empty(len(elements), dtype=object)
         array[:] = elements
         return Tensor(name, datatype, array.reshape(shape))
-    return Tensor(name, datatype, raw.view(datatype.numpy_dtype).reshape(shape))
+    return Tensor(name, datatype, raw.view(dtype).reshape(shape))
 
 
 def release_unused(items: list[TensorTuple], arena: ArenaReader | None) -> None:
