@@ -1,4 +1,4 @@
-"""Requests, responses and errors as plain tuples for the control channel, their tensors in an arena.
+"""Requests, responses and errors as plain tuples for the control channel, their tensors inline or in an arena.
 
 A tensor travels as ``(name, datatype, shape, offset, payload)``: ``offset`` >= 0 is where its bytes lie in
 the sender's arena (``payload`` is then their length); ``offset`` -1 means ``payload`` holds the bytes
@@ -53,12 +53,12 @@ def decode_tensor(item: TensorTuple, arena: ArenaReader | None) -> Tensor:
     """The tensor of a wire tuple: a zero-copy view of the sender's arena, or of the inline bytes."""
     name, datatype_name, shape, offset, payload = item
     datatype, dtype = _BY_NAME[datatype_name]
-    if offset < 0 and datatype is not DataType.BYTES:
-        return Tensor(name, datatype, np.frombuffer(payload, dtype=dtype).reshape(shape))
     if offset >= 0:
         if arena is None:
             raise TritiumError.internal(f"tensor '{name}' refers to an arena this channel does not have")
         raw = arena.view(offset, payload)
+    elif datatype is not DataType.BYTES:
+        return Tensor(name, datatype, np.frombuffer(payload, dtype=dtype).reshape(shape))
     else:
         raw = np.frombuffer(payload, dtype=np.uint8)
     if datatype is DataType.BYTES:
